@@ -1,0 +1,204 @@
+//! The futures the gate hands out. Each is `Unpin` (the queue refers to its
+//! slot by index, never by address) and `Send`, and cancel-safe: its `Drop`
+//! gives back whatever it was queued for or granted.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use crate::error::Closed;
+use crate::gate::DrainGate;
+use crate::permit::{DrainGuard, OwnedDrainGuard, OwnedReadPermit, ReadPermit};
+use crate::raw::{Kind, Wait};
+
+macro_rules! request_future {
+    (
+        $(#[$meta:meta])*
+        $name:ident<'a>, $kind:expr, $output:ident
+    ) => {
+        $(#[$meta])*
+        #[must_use = "futures do nothing unless polled"]
+        pub struct $name<'a> {
+            gate: &'a DrainGate,
+            wait: Wait,
+        }
+
+        impl<'a> $name<'a> {
+            pub(crate) fn new(gate: &'a DrainGate) -> Self {
+                $name { gate, wait: Wait::Init }
+            }
+        }
+
+        impl<'a> Future for $name<'a> {
+            type Output = Result<$output<'a>, Closed>;
+
+            fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+                let this = self.get_mut();
+                ready!(this.gate.raw.poll_request($kind, &mut this.wait, cx))?;
+                Poll::Ready(Ok($output::new(this.gate)))
+            }
+        }
+
+        impl Drop for $name<'_> {
+            fn drop(&mut self) {
+                self.gate.raw.cancel($kind, &mut self.wait);
+            }
+        }
+
+        impl fmt::Debug for $name<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($name)).field("wait", &self.wait).finish_non_exhaustive()
+            }
+        }
+    };
+    (
+        $(#[$meta:meta])*
+        $name:ident, $kind:expr, $output:ident
+    ) => {
+        $(#[$meta])*
+        #[must_use = "futures do nothing unless polled"]
+        pub struct $name {
+            // `None` once the handle has moved into the permit or guard.
+            gate: Option<Arc<DrainGate>>,
+            wait: Wait,
+        }
+
+        impl $name {
+            pub(crate) fn new(gate: Arc<DrainGate>) -> Self {
+                $name { gate: Some(gate), wait: Wait::Init }
+            }
+        }
+
+        impl Future for $name {
+            type Output = Result<$output, Closed>;
+
+            fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+                let this = self.get_mut();
+                let gate = this.gate.as_ref().expect("drain-gate: future polled after it completed");
+                ready!(gate.raw.poll_request($kind, &mut this.wait, cx))?;
+                Poll::Ready(Ok($output::new(this.gate.take().expect("checked above"))))
+            }
+        }
+
+        impl Drop for $name {
+            fn drop(&mut self) {
+                if let Some(gate) = &self.gate {
+                    gate.raw.cancel($kind, &mut self.wait);
+                }
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($name)).field("wait", &self.wait).finish_non_exhaustive()
+            }
+        }
+    };
+}
+
+request_future! {
+    /// Future returned by [`DrainGate::acquire`]: resolves to a
+    /// [`ReadPermit`], or [`Closed`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping it at any point leaks nothing: see [`DrainGate::acquire`].
+    Acquire<'a>, Kind::Read, ReadPermit
+}
+
+request_future! {
+    /// Future returned by [`DrainGate::acquire_owned`]: resolves to an
+    /// [`OwnedReadPermit`], or [`Closed`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping it at any point leaks nothing: see [`DrainGate::acquire`].
+    AcquireOwned, Kind::Read, OwnedReadPermit
+}
+
+request_future! {
+    /// Future returned by [`DrainGate::drain`]: resolves to a
+    /// [`DrainGuard`], or [`Closed`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping it at any point leaks nothing and re-admits the readers
+    /// queued behind it: see [`DrainGate::drain`].
+    Drain<'a>, Kind::Drain, DrainGuard
+}
+
+request_future! {
+    /// Future returned by [`DrainGate::drain_owned`]: resolves to an
+    /// [`OwnedDrainGuard`], or [`Closed`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping it at any point leaks nothing and re-admits the readers
+    /// queued behind it: see [`DrainGate::drain`].
+    DrainOwned, Kind::Drain, OwnedDrainGuard
+}
+
+macro_rules! watch_future {
+    ($(#[$meta:meta])* $name:ident, $kind:expr) => {
+        $(#[$meta])*
+        #[must_use = "futures do nothing unless polled"]
+        pub struct $name<'a> {
+            gate: &'a DrainGate,
+            wait: Wait,
+        }
+
+        impl<'a> $name<'a> {
+            pub(crate) fn new(gate: &'a DrainGate) -> Self {
+                $name { gate, wait: Wait::Init }
+            }
+        }
+
+        impl Future for $name<'_> {
+            type Output = ();
+
+            fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+                let this = self.get_mut();
+                this.gate.raw.poll_watch($kind, &mut this.wait, cx)
+            }
+        }
+
+        impl Drop for $name<'_> {
+            fn drop(&mut self) {
+                self.gate.raw.cancel_watch(&mut self.wait);
+            }
+        }
+
+        impl fmt::Debug for $name<'_> {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($name)).field("wait", &self.wait).finish_non_exhaustive()
+            }
+        }
+    };
+}
+
+watch_future! {
+    /// Future returned by [`DrainGate::closed_and_idle`]: resolves once the
+    /// gate is closed and no permit or guard is out.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping it only unregisters it.
+    ClosedAndIdle, Kind::Idle
+}
+
+watch_future! {
+    /// Future returned by [`ReadPermit::drain_requested`] and
+    /// [`OwnedReadPermit::drain_requested`]: resolves once a drain is
+    /// pending on the gate (at once if one already is).
+    ///
+    /// A drain waits for every reader admitted before it, so a reader that
+    /// sees this should finish or abandon its work soon. It does not resolve
+    /// on [`DrainGate::close`]: shutdown lets reads in flight finish.
+    ///
+    /// # Cancel safety
+    ///
+    /// Dropping it only unregisters it.
+    DrainRequested, Kind::DrainRequested
+}

@@ -1,0 +1,448 @@
+//! [`DrainGate`], the public face of [`RawGate`].
+
+use std::sync::Arc;
+
+use crate::error::{CapError, TryAcquireError, TryDrainError};
+use crate::future::{Acquire, AcquireOwned, ClosedAndIdle, Drain, DrainOwned};
+use crate::permit::{DrainGuard, OwnedDrainGuard, OwnedReadPermit, ReadPermit};
+use crate::raw::{self, RawGate, TryFail};
+
+/// The largest cap a [`DrainGate`] accepts.
+///
+/// `usize::MAX >> 4`: 2^60 − 1 on 64-bit targets, 2^28 − 1 on 32-bit ones.
+/// The four top bits of the gate's state word are flags; every bit below them
+/// counts readers, so no cap up to this one can overflow the count.
+pub const MAX_CAP: usize = raw::MAX_CAP;
+
+/// Up to `cap` concurrent read permits, and an exclusive drain that waits for
+/// every reader in flight while holding new ones back.
+///
+/// A `DrainGate` is the barrier a storage task needs between concurrent reads
+/// and exclusive writes: readers [`acquire`](Self::acquire) a permit, at most
+/// `cap` at a time; a writer asks to [`drain`](Self::drain), and once the
+/// readers admitted before it have released their permits it holds a guard
+/// under which no read permit exists. [`close`](Self::close) shuts the gate
+/// for graceful shutdown, and [`closed_and_idle`](Self::closed_and_idle)
+/// resolves once the last permit or guard is gone.
+///
+/// The gate does not protect data by itself (it is a [`Semaphore`]-like
+/// primitive, not a lock around a value); it is `Send + Sync` and is shared
+/// by reference or in an [`Arc`]. It does not depend on any runtime.
+///
+/// # Fairness
+///
+/// Requests that cannot be granted at once queue in one FIFO queue, readers
+/// and drains together, and are granted strictly in request order:
+///
+/// 1. A request is granted only once every request queued before it has been
+///    granted or dropped.
+/// 2. A read request is granted when fewer than `cap` permits are out and no
+///    drain guard exists; a drain when no permit is out and no guard exists.
+///
+/// So a drain waits for the readers admitted before it (and those requested
+/// before it), never for readers requested after it: writers never starve.
+/// Readers requested after a drain wait behind it and are all admitted (up to
+/// `cap`) when its guard drops, before any drain requested after them:
+/// readers never starve. Drains are served in request order. The non-waiting
+/// [`try_acquire`](Self::try_acquire) and [`try_drain`](Self::try_drain)
+/// never overtake a queued request: they fail while anyone is queued.
+///
+/// # Cancel safety
+///
+/// Every future this gate returns may be dropped at any point: never polled,
+/// after `Pending`, or after being woken with a grant it has not yet observed.
+/// Nothing leaks and no wake-up is lost: a queued request leaves the queue, a
+/// grant it never observed is given back, and whoever can proceed because of
+/// that is woken. Dropping a pending drain admits the readers queued behind it
+/// at once, without waiting for the readers in flight.
+///
+/// # Executor fairness
+///
+/// A request granted at once does not return `Pending`, so a task that loops
+/// acquire and release without contention would never return to its
+/// executor. After 128 requests in a row on one thread that did not have to
+/// wait, the next request yields once (wakes itself and returns `Pending`)
+/// before taking anything. This works on any executor; it costs one
+/// thread-local counter per request and no atomic operation.
+///
+/// # Examples
+///
+/// The drain-before-write pattern: reads run concurrently, each write runs
+/// with no read in flight.
+///
+/// ```
+/// use std::sync::Arc;
+/// use drain_gate::DrainGate;
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), drain_gate::Closed> {
+/// let gate = Arc::new(DrainGate::new(64));
+///
+/// // A read: the owned permit travels into the spawned task and is released
+/// // when the task finishes, fails or panics.
+/// let permit = gate.clone().acquire_owned().await?;
+/// let read = tokio::spawn(async move {
+///     let _permit = permit;
+///     // ... read from storage ...
+/// });
+///
+/// // A write: wait for the reads admitted so far, hold new ones back.
+/// let guard = gate.drain().await?;
+/// assert_eq!(gate.readers_in_flight(), 0);
+/// // ... write to storage ...
+/// drop(guard);
+/// # read.await.unwrap();
+///
+/// // Shutdown: refuse new work, wait for what is in flight.
+/// gate.close();
+/// gate.closed_and_idle().await;
+/// # Ok(())
+/// # }
+/// ```
+///
+/// [`Semaphore`]: https://docs.rs/tokio/latest/tokio/sync/struct.Semaphore.html
+#[derive(Debug)]
+pub struct DrainGate {
+    pub(crate) raw: RawGate,
+}
+
+impl DrainGate {
+    /// Creates a gate that admits up to `cap` readers at once.
+    ///
+    /// # Panics
+    ///
+    /// If `cap` is 0 or above [`MAX_CAP`]; the message names the limit. Use
+    /// [`try_new`](Self::try_new) to get an error instead.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// let gate = drain_gate::DrainGate::new(64);
+    /// assert_eq!(gate.cap(), 64);
+    /// ```
+    #[track_caller]
+    pub fn new(cap: usize) -> Self {
+        match Self::try_new(cap) {
+            Ok(gate) => gate,
+            Err(e) => panic!("{e}"),
+        }
+    }
+
+    /// Creates a gate that admits up to `cap` readers at once, or says why
+    /// `cap` is refused.
+    ///
+    /// # Errors
+    ///
+    /// [`CapError::Zero`] for a cap of 0, [`CapError::AboveMax`] for a cap
+    /// above [`MAX_CAP`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drain_gate::{CapError, DrainGate};
+    ///
+    /// assert_eq!(DrainGate::try_new(0).unwrap_err(), CapError::Zero);
+    /// assert!(DrainGate::try_new(8).is_ok());
+    /// ```
+    pub fn try_new(cap: usize) -> Result<Self, CapError> {
+        match cap {
+            0 => Err(CapError::Zero),
+            cap if cap > MAX_CAP => Err(CapError::AboveMax { cap }),
+            cap => Ok(DrainGate { raw: RawGate::new(cap) }),
+        }
+    }
+
+    /// The most read permits that can be out at once.
+    pub fn cap(&self) -> usize {
+        self.raw.cap()
+    }
+
+    /// Waits for a read permit.
+    ///
+    /// Resolves once fewer than `cap` permits are out, no drain guard exists
+    /// and every request queued before this one has been served (see
+    /// [Fairness](Self#fairness)). The permit is released when dropped.
+    /// When nothing is queued this is one compare-and-swap, with no lock and
+    /// no allocation.
+    ///
+    /// # Errors
+    ///
+    /// [`Closed`](crate::Closed) if the gate is closed before the permit is
+    /// observed, including while waiting.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe. Dropping the future before it resolves leaves the gate
+    /// as if it had never been called: it leaves the queue, and a permit
+    /// granted to it but not yet observed goes to the next waiter.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # futures_executor::block_on(async {
+    /// let gate = drain_gate::DrainGate::new(2);
+    /// let permit = gate.acquire().await.unwrap();
+    /// assert_eq!(gate.readers_in_flight(), 1);
+    /// drop(permit);
+    /// assert_eq!(gate.readers_in_flight(), 0);
+    /// # });
+    /// ```
+    pub fn acquire(&self) -> Acquire<'_> {
+        Acquire::new(self)
+    }
+
+    /// Waits for a read permit that owns a handle to the gate.
+    ///
+    /// Like [`acquire`](Self::acquire), but the permit is `'static + Send +
+    /// Sync`, so it can travel inside a channel message or a spawned task.
+    ///
+    /// # Errors
+    ///
+    /// [`Closed`](crate::Closed) if the gate is closed before the permit is
+    /// observed.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe, as [`acquire`](Self::acquire).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() {
+    /// let gate = Arc::new(drain_gate::DrainGate::new(4));
+    /// let permit = gate.clone().acquire_owned().await.unwrap();
+    /// tokio::spawn(async move {
+    ///     // read while holding the permit
+    ///     drop(permit);
+    /// })
+    /// .await
+    /// .unwrap();
+    /// assert_eq!(gate.readers_in_flight(), 0);
+    /// # }
+    /// ```
+    pub fn acquire_owned(self: Arc<Self>) -> AcquireOwned {
+        AcquireOwned::new(self)
+    }
+
+    /// Takes a read permit if one is free now, without waiting.
+    ///
+    /// # Errors
+    ///
+    /// [`TryAcquireError::Closed`] if the gate is closed;
+    /// [`TryAcquireError::NoPermits`] if `cap` permits are out, a drain guard
+    /// is held, or any request is queued (it never overtakes a waiter).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drain_gate::{DrainGate, TryAcquireError};
+    ///
+    /// let gate = DrainGate::new(1);
+    /// let permit = gate.try_acquire().unwrap();
+    /// assert_eq!(gate.try_acquire().unwrap_err(), TryAcquireError::NoPermits);
+    /// drop(permit);
+    /// assert!(gate.try_acquire().is_ok());
+    /// ```
+    pub fn try_acquire(&self) -> Result<ReadPermit<'_>, TryAcquireError> {
+        self.raw.try_acquire().map_err(TryAcquireError::from)?;
+        Ok(ReadPermit::new(self))
+    }
+
+    /// Takes an owned read permit if one is free now, without waiting.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_acquire`](Self::try_acquire).
+    pub fn try_acquire_owned(self: Arc<Self>) -> Result<OwnedReadPermit, TryAcquireError> {
+        self.raw.try_acquire().map_err(TryAcquireError::from)?;
+        Ok(OwnedReadPermit::new(self))
+    }
+
+    /// Waits for exclusive access: no read permit out, no other guard.
+    ///
+    /// Once requested, the drain holds back every read requested after it,
+    /// and resolves once the readers admitted (or queued) before it have
+    /// released their permits. Drains are served in request order. The guard
+    /// ends the drain when dropped, admitting the readers queued behind it.
+    /// On an idle gate this is one compare-and-swap.
+    ///
+    /// # Errors
+    ///
+    /// [`Closed`](crate::Closed) if the gate is closed before the guard is
+    /// observed, including while waiting.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe. Dropping a pending drain removes it from the queue and
+    /// admits the readers queued behind it at once, without waiting for the
+    /// readers in flight; a guard granted to it but not yet observed is
+    /// given back.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # futures_executor::block_on(async {
+    /// let gate = drain_gate::DrainGate::new(8);
+    /// let guard = gate.drain().await.unwrap();
+    /// assert!(gate.is_drain_held());
+    /// assert!(gate.try_acquire().is_err());
+    /// drop(guard);
+    /// assert!(gate.try_acquire().is_ok());
+    /// # });
+    /// ```
+    pub fn drain(&self) -> Drain<'_> {
+        Drain::new(self)
+    }
+
+    /// Waits for exclusive access, returning a guard that owns a handle to
+    /// the gate (`'static + Send + Sync`).
+    ///
+    /// # Errors
+    ///
+    /// [`Closed`](crate::Closed) if the gate is closed before the guard is
+    /// observed.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe, as [`drain`](Self::drain).
+    pub fn drain_owned(self: Arc<Self>) -> DrainOwned {
+        DrainOwned::new(self)
+    }
+
+    /// Takes the drain guard if the gate is idle now, without waiting.
+    ///
+    /// # Errors
+    ///
+    /// [`TryDrainError::Closed`] if the gate is closed;
+    /// [`TryDrainError::Busy`] if a permit or guard is out or any request is
+    /// queued.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drain_gate::{DrainGate, TryDrainError};
+    ///
+    /// let gate = DrainGate::new(4);
+    /// let permit = gate.try_acquire().unwrap();
+    /// assert_eq!(gate.try_drain().unwrap_err(), TryDrainError::Busy);
+    /// drop(permit);
+    /// assert!(gate.try_drain().is_ok());
+    /// ```
+    pub fn try_drain(&self) -> Result<DrainGuard<'_>, TryDrainError> {
+        self.raw.try_drain().map_err(TryDrainError::from)?;
+        Ok(DrainGuard::new(self))
+    }
+
+    /// Takes an owned drain guard if the gate is idle now, without waiting.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_drain`](Self::try_drain).
+    pub fn try_drain_owned(self: Arc<Self>) -> Result<OwnedDrainGuard, TryDrainError> {
+        self.raw.try_drain().map_err(TryDrainError::from)?;
+        Ok(OwnedDrainGuard::new(self))
+    }
+
+    /// Closes the gate. Returns `true` if this call closed it, `false` if it
+    /// was already closed.
+    ///
+    /// Every waiting request is woken and resolves to
+    /// [`Closed`](crate::Closed), as does every later one, including a
+    /// request that was granted but had not yet observed its grant (the grant
+    /// is given back). Permits and guards already held stay valid until
+    /// dropped; [`closed_and_idle`](Self::closed_and_idle) resolves once they
+    /// are all gone.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drain_gate::{DrainGate, TryAcquireError};
+    ///
+    /// let gate = DrainGate::new(4);
+    /// assert!(gate.close());
+    /// assert!(!gate.close());
+    /// assert_eq!(gate.try_acquire().unwrap_err(), TryAcquireError::Closed);
+    /// ```
+    pub fn close(&self) -> bool {
+        self.raw.close()
+    }
+
+    /// Whether [`close`](Self::close) has been called.
+    pub fn is_closed(&self) -> bool {
+        self.raw.is_closed()
+    }
+
+    /// Resolves once the gate is closed and no permit or guard is out:
+    /// graceful shutdown without a task tracker.
+    ///
+    /// It does not close the gate; it waits for someone to. Resolves at once
+    /// if the gate is already closed and idle.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: dropping the future only unregisters it.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// # futures_executor::block_on(async {
+    /// let gate = drain_gate::DrainGate::new(4);
+    /// let permit = gate.acquire().await.unwrap();
+    /// gate.close();
+    /// // the permit stays valid; the gate is closed but not idle
+    /// assert_eq!(gate.readers_in_flight(), 1);
+    /// drop(permit);
+    /// gate.closed_and_idle().await;
+    /// # });
+    /// ```
+    pub fn closed_and_idle(&self) -> ClosedAndIdle<'_> {
+        ClosedAndIdle::new(self)
+    }
+
+    /// Read permits out now, including permits granted to waiters that have
+    /// not yet observed them. At most [`cap`](Self::cap).
+    ///
+    /// A relaxed load: exact at the instant of the load, stale a moment later.
+    pub fn readers_in_flight(&self) -> usize {
+        self.raw.readers_in_flight()
+    }
+
+    /// Read and drain requests queued now, waiting for their turn.
+    ///
+    /// A relaxed load of a count maintained under the queue's lock.
+    pub fn waiters(&self) -> usize {
+        self.raw.waiters()
+    }
+
+    /// Whether a drain is queued, waiting for readers (or for requests ahead
+    /// of it) to finish. Readers can check this to stop early: see
+    /// [`ReadPermit::is_drain_pending`].
+    pub fn is_drain_pending(&self) -> bool {
+        self.raw.is_drain_pending()
+    }
+
+    /// Whether a drain guard is held (or granted and about to be observed).
+    pub fn is_drain_held(&self) -> bool {
+        self.raw.is_drain_held()
+    }
+}
+
+impl From<TryFail> for TryAcquireError {
+    fn from(fail: TryFail) -> Self {
+        match fail {
+            TryFail::Closed => TryAcquireError::Closed,
+            TryFail::Busy => TryAcquireError::NoPermits,
+        }
+    }
+}
+
+impl From<TryFail> for TryDrainError {
+    fn from(fail: TryFail) -> Self {
+        match fail {
+            TryFail::Closed => TryDrainError::Closed,
+            TryFail::Busy => TryDrainError::Busy,
+        }
+    }
+}

@@ -1,0 +1,138 @@
+//! [`PollDrainGate`]: the gate in poll form, for hand-written `Future`,
+//! `Stream` and `Service` impls.
+
+use std::fmt;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use futures_core::Stream;
+
+use crate::error::Closed;
+use crate::gate::DrainGate;
+use crate::permit::{OwnedDrainGuard, OwnedReadPermit};
+use crate::raw::{Kind, Wait};
+
+/// A [`DrainGate`] handle with `poll_acquire` and `poll_drain`, in the
+/// spirit of tokio-util's `PollSemaphore`.
+///
+/// It keeps its place in the queue between polls, so a `Service::poll_ready`
+/// or a hand-written future can call [`poll_acquire`](Self::poll_acquire)
+/// until it is ready without allocating a future each time. It holds at most
+/// one read request and one drain request at a time; a permit or guard it
+/// returns is owned by the caller, and the next poll starts a new request.
+///
+/// As a [`Stream`] it yields read permits, and ends when the gate closes.
+///
+/// # Cancel safety
+///
+/// Dropping a `PollDrainGate` drops its pending requests with the same
+/// guarantees as dropping [`DrainGate::acquire`] and [`DrainGate::drain`]
+/// futures.
+///
+/// # Examples
+///
+/// ```
+/// use std::future::poll_fn;
+/// use std::sync::Arc;
+/// use drain_gate::{DrainGate, PollDrainGate};
+///
+/// # futures_executor::block_on(async {
+/// let mut poll_gate = PollDrainGate::new(Arc::new(DrainGate::new(2)));
+/// let permit = poll_fn(|cx| poll_gate.poll_acquire(cx)).await.unwrap();
+/// assert_eq!(poll_gate.gate().readers_in_flight(), 1);
+/// drop(permit);
+/// let guard = poll_fn(|cx| poll_gate.poll_drain(cx)).await.unwrap();
+/// assert!(poll_gate.gate().is_drain_held());
+/// # drop(guard);
+/// # });
+/// ```
+pub struct PollDrainGate {
+    gate: Arc<DrainGate>,
+    read: Wait,
+    drain: Wait,
+}
+
+impl PollDrainGate {
+    /// Wraps a shared gate.
+    pub fn new(gate: Arc<DrainGate>) -> Self {
+        PollDrainGate { gate, read: Wait::Init, drain: Wait::Init }
+    }
+
+    /// The gate.
+    pub fn gate(&self) -> &Arc<DrainGate> {
+        &self.gate
+    }
+
+    /// Drops any pending requests and returns the gate.
+    pub fn into_inner(self) -> Arc<DrainGate> {
+        self.gate.clone()
+    }
+
+    /// Polls for a read permit, queueing on the first call.
+    ///
+    /// Returns `Ready(Ok(permit))` once granted, and starts a fresh request
+    /// on the next call. The same fairness, fast path and executor-fairness
+    /// yield as [`DrainGate::acquire`] apply.
+    ///
+    /// # Errors
+    ///
+    /// `Ready(Err(Closed))` once the gate is closed.
+    pub fn poll_acquire(&mut self, cx: &mut Context<'_>) -> Poll<Result<OwnedReadPermit, Closed>> {
+        let result = ready!(self.gate.raw.poll_request(Kind::Read, &mut self.read, cx));
+        self.read = Wait::Init;
+        Poll::Ready(result.map(|()| OwnedReadPermit::new(self.gate.clone())))
+    }
+
+    /// Polls for the drain guard, queueing on the first call.
+    ///
+    /// Returns `Ready(Ok(guard))` once granted, and starts a fresh request on
+    /// the next call. The same fairness as [`DrainGate::drain`] applies.
+    ///
+    /// # Errors
+    ///
+    /// `Ready(Err(Closed))` once the gate is closed.
+    pub fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<Result<OwnedDrainGuard, Closed>> {
+        let result = ready!(self.gate.raw.poll_request(Kind::Drain, &mut self.drain, cx));
+        self.drain = Wait::Init;
+        Poll::Ready(result.map(|()| OwnedDrainGuard::new(self.gate.clone())))
+    }
+}
+
+impl Clone for PollDrainGate {
+    /// A new handle on the same gate, with no request of its own.
+    fn clone(&self) -> Self {
+        PollDrainGate::new(self.gate.clone())
+    }
+}
+
+impl Drop for PollDrainGate {
+    fn drop(&mut self) {
+        self.gate.raw.cancel(Kind::Read, &mut self.read);
+        self.gate.raw.cancel(Kind::Drain, &mut self.drain);
+    }
+}
+
+impl Stream for PollDrainGate {
+    type Item = OwnedReadPermit;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<OwnedReadPermit>> {
+        Poll::Ready(ready!(self.get_mut().poll_acquire(cx)).ok())
+    }
+}
+
+impl fmt::Debug for PollDrainGate {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PollDrainGate")
+            .field("gate", &self.gate)
+            .field("read", &self.read)
+            .field("drain", &self.drain)
+            .finish()
+    }
+}
+
+impl AsRef<DrainGate> for PollDrainGate {
+    fn as_ref(&self) -> &DrainGate {
+        &self.gate
+    }
+}

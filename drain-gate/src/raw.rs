@@ -1,0 +1,684 @@
+//! The gate's core: one state word and a FIFO waiter queue.
+//!
+//! Everything that decides who holds what lives here; the public types in
+//! `gate.rs`, `permit.rs` and `future.rs` are thin wrappers around it.
+//!
+//! # How the pieces fit
+//!
+//! * The **state word** says how many read permits are outstanding and
+//!   whether a drain guard exists. While nobody is queued, an acquire is one
+//!   compare-and-swap on it and a release one `fetch_sub`: no lock.
+//! * The **waiter queue** (behind a mutex) holds, in request order, every read
+//!   and drain request that could not be granted at once. While it is
+//!   non-empty the `QUEUED` bit is set, which fails every fast-path acquire,
+//!   so nobody can overtake a queued waiter.
+//! * Grants to queued waiters are made only under the mutex, by whoever
+//!   changed something that may let the queue move (a release, a cancelled
+//!   waiter, a close): see [`RawGate::settle`]. A grant bumps the state word
+//!   on the waiter's behalf *before* it is woken, so a granted waiter that is
+//!   dropped before it observes its grant gives it back in its `Drop`.
+//!
+//! # Why no wake-up is lost
+//!
+//! A request queues by setting `QUEUED` with a compare-and-swap against the
+//! very state it judged "cannot be granted now", under the mutex. A release
+//! that lands before that CAS makes it fail and the request looks again; a
+//! release that lands after it sees `QUEUED` in the value its `fetch_sub`
+//! returned and takes the mutex to run the queue. Every path that clears
+//! `QUEUED` does so under the mutex with the queue empty.
+
+use std::task::{Context, Poll, Waker};
+
+use crate::loom::{AtomicUsize, Mutex, MutexGuard, Ordering};
+
+// Layout of the state word (W = usize::BITS):
+//
+//   bit W-1      CLOSED         close() was called; never cleared.
+//   bit W-2      QUEUED         the waiter queue is non-empty: requests must queue.
+//   bit W-3      DRAIN_PENDING  at least one drain is queued (implies QUEUED).
+//   bit W-4      DRAIN_HELD     a drain guard exists, or a granted drain not yet observed.
+//   bits 0..W-4  readers        read permits outstanding, granted-but-unobserved included.
+//
+// Readers sit in the low bits so that the read fast path is one comparison:
+// `state < cap` holds exactly when no flag is set and a permit is free.
+const CLOSED: usize = 1 << (usize::BITS - 1);
+const QUEUED: usize = 1 << (usize::BITS - 2);
+const DRAIN_PENDING: usize = 1 << (usize::BITS - 3);
+const DRAIN_HELD: usize = 1 << (usize::BITS - 4);
+const READERS: usize = DRAIN_HELD - 1;
+
+/// The largest cap a gate accepts: every bit of the state word below the four
+/// flag bits counts readers.
+pub(crate) const MAX_CAP: usize = READERS;
+
+/// Index meaning "no slot" in the intrusive lists of [`Waiters`].
+const NIL: usize = usize::MAX;
+
+/// How many wakers are collected under the mutex before it is released to
+/// wake them. Waking under the lock would run foreign code (the executor's
+/// wake) inside our critical section.
+const WAKE_BATCH: usize = 32;
+
+/// What a queued slot is waiting for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// A read permit (in the FIFO queue).
+    Read,
+    /// A drain guard (in the FIFO queue).
+    Drain,
+    /// The gate being closed with nothing outstanding.
+    Idle,
+    /// A drain being requested (a permit holder watching for preemption).
+    DrainRequested,
+}
+
+/// Where a slot stands. Only the future that allocated a slot frees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Status {
+    Free,
+    /// Linked into its kind's list, waiting.
+    Linked,
+    /// Granted (queue) or notified (watch lists); unlinked, waiting to be observed.
+    Granted,
+    /// Failed because the gate closed; unlinked.
+    Closed,
+}
+
+#[derive(Debug)]
+struct Slot {
+    kind: Kind,
+    status: Status,
+    waker: Option<Waker>,
+    prev: usize,
+    next: usize,
+}
+
+#[derive(Debug, Clone, Copy)]
+struct List {
+    head: usize,
+    tail: usize,
+    len: usize,
+}
+
+impl List {
+    const EMPTY: List = List { head: NIL, tail: NIL, len: 0 };
+}
+
+/// The mutex-protected half: a slab of slots threaded into three lists.
+///
+/// Slots are reused through a free list, so a steady state of queueing and
+/// cancelling allocates nothing.
+#[derive(Debug)]
+struct Waiters {
+    slots: Vec<Slot>,
+    free: usize,
+    /// Read and drain requests, oldest first.
+    queue: List,
+    /// `closed_and_idle` futures.
+    idle: List,
+    /// `drain_requested` futures.
+    watch: List,
+    /// Drains in `queue`; `DRAIN_PENDING` mirrors `drains_queued > 0`.
+    drains_queued: usize,
+}
+
+impl Waiters {
+    fn new() -> Self {
+        Waiters {
+            slots: Vec::new(),
+            free: NIL,
+            queue: List::EMPTY,
+            idle: List::EMPTY,
+            watch: List::EMPTY,
+            drains_queued: 0,
+        }
+    }
+
+    fn list(&mut self, kind: Kind) -> &mut List {
+        match kind {
+            Kind::Read | Kind::Drain => &mut self.queue,
+            Kind::Idle => &mut self.idle,
+            Kind::DrainRequested => &mut self.watch,
+        }
+    }
+
+    /// Allocates a slot and links it at the back of its kind's list.
+    fn push_back(&mut self, kind: Kind, waker: Waker) -> usize {
+        let tail = self.list(kind).tail;
+        let slot = Slot { kind, status: Status::Linked, waker: Some(waker), prev: tail, next: NIL };
+        let idx = if self.free == NIL {
+            self.slots.push(slot);
+            self.slots.len() - 1
+        } else {
+            let idx = self.free;
+            self.free = self.slots[idx].next;
+            self.slots[idx] = slot;
+            idx
+        };
+        if tail == NIL {
+            self.list(kind).head = idx;
+        } else {
+            self.slots[tail].next = idx;
+        }
+        let list = self.list(kind);
+        list.tail = idx;
+        list.len += 1;
+        if kind == Kind::Drain {
+            self.drains_queued += 1;
+        }
+        idx
+    }
+
+    /// Unlinks a `Linked` slot, sets its new status and returns its waker.
+    fn unlink(&mut self, idx: usize, status: Status) -> Option<Waker> {
+        let Slot { kind, prev, next, .. } = self.slots[idx];
+        debug_assert_eq!(self.slots[idx].status, Status::Linked);
+        if prev == NIL {
+            self.list(kind).head = next;
+        } else {
+            self.slots[prev].next = next;
+        }
+        if next == NIL {
+            self.list(kind).tail = prev;
+        } else {
+            self.slots[next].prev = prev;
+        }
+        self.list(kind).len -= 1;
+        if kind == Kind::Drain {
+            self.drains_queued -= 1;
+        }
+        let slot = &mut self.slots[idx];
+        slot.status = status;
+        slot.waker.take()
+    }
+
+    fn free(&mut self, idx: usize) {
+        let slot = &mut self.slots[idx];
+        slot.status = Status::Free;
+        slot.waker = None;
+        slot.next = self.free;
+        self.free = idx;
+    }
+}
+
+/// Wakers collected under the lock, woken after it is released.
+struct WakeList {
+    wakers: [Option<Waker>; WAKE_BATCH],
+    len: usize,
+}
+
+impl WakeList {
+    fn new() -> Self {
+        WakeList { wakers: std::array::from_fn(|_| None), len: 0 }
+    }
+
+    fn is_full(&self) -> bool {
+        self.len == WAKE_BATCH
+    }
+
+    fn push(&mut self, waker: Option<Waker>) {
+        if let Some(waker) = waker {
+            self.wakers[self.len] = Some(waker);
+            self.len += 1;
+        }
+    }
+
+    fn wake_all(&mut self) {
+        for waker in self.wakers[..self.len].iter_mut() {
+            if let Some(waker) = waker.take() {
+                waker.wake();
+            }
+        }
+        self.len = 0;
+    }
+}
+
+/// Where one future stands in its request. Lives inside the future, so the
+/// future can be moved freely (it is `Unpin`): the queue refers to the slot
+/// by index, never by address.
+#[derive(Debug)]
+pub(crate) enum Wait {
+    /// Not polled yet.
+    Init,
+    /// Holds slot `usize` in the waiter slab.
+    Queued(usize),
+    /// Resolved with a permit or guard, now owned by the caller.
+    Done,
+    /// Resolved with `Closed`; polling again says `Closed` again.
+    Failed,
+}
+
+/// The state word, the waiter queue and the cap.
+#[derive(Debug)]
+pub(crate) struct RawGate {
+    state: AtomicUsize,
+    /// Mirror of the queue length, written under the lock, for lock-free
+    /// introspection.
+    queued: AtomicUsize,
+    cap: usize,
+    waiters: Mutex<Waiters>,
+}
+
+impl RawGate {
+    /// `cap` must be in `1..=MAX_CAP`; the public constructors check it.
+    pub(crate) fn new(cap: usize) -> Self {
+        debug_assert!((1..=MAX_CAP).contains(&cap));
+        RawGate {
+            state: AtomicUsize::new(0),
+            queued: AtomicUsize::new(0),
+            cap,
+            waiters: Mutex::new(Waiters::new()),
+        }
+    }
+
+    pub(crate) fn cap(&self) -> usize {
+        self.cap
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Waiters> {
+        // Nothing panics while the lock is held (wakers run outside it), so a
+        // poisoned lock still guards consistent data.
+        self.waiters.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    // ----- fast paths ---------------------------------------------------
+
+    /// One read permit if one is free and nobody is queued.
+    #[inline]
+    pub(crate) fn try_acquire(&self) -> Result<(), TryFail> {
+        let mut state = self.state.load(Ordering::Relaxed);
+        loop {
+            if state >= self.cap {
+                return Err(if state & CLOSED != 0 { TryFail::Closed } else { TryFail::Busy });
+            }
+            match self.state.compare_exchange_weak(
+                state,
+                state + 1,
+                Ordering::Acquire,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return Ok(()),
+                Err(actual) => state = actual,
+            }
+        }
+    }
+
+    /// The drain guard if the gate is idle: no reader, no guard, nobody queued.
+    #[inline]
+    pub(crate) fn try_drain(&self) -> Result<(), TryFail> {
+        match self.state.compare_exchange(0, DRAIN_HELD, Ordering::Acquire, Ordering::Relaxed) {
+            Ok(_) => Ok(()),
+            Err(state) if state & CLOSED != 0 => Err(TryFail::Closed),
+            Err(_) => Err(TryFail::Busy),
+        }
+    }
+
+    /// Gives back one read permit.
+    #[inline]
+    pub(crate) fn release_read(&self) {
+        let prev = self.state.fetch_sub(1, Ordering::Release);
+        debug_assert!(prev & READERS != 0, "read permit released with no reader in flight");
+        if prev & (QUEUED | CLOSED) != 0 {
+            self.release_slow();
+        }
+    }
+
+    /// Gives back the drain guard.
+    #[inline]
+    pub(crate) fn release_drain(&self) {
+        let prev = self.state.fetch_sub(DRAIN_HELD, Ordering::Release);
+        debug_assert!(prev & DRAIN_HELD != 0, "drain guard released while none is held");
+        if prev != DRAIN_HELD {
+            self.release_slow();
+        }
+    }
+
+    #[cold]
+    fn release_slow(&self) {
+        self.settle(self.lock());
+    }
+
+    // ----- queued requests ----------------------------------------------
+
+    /// Polls a read or drain request.
+    ///
+    /// Returns `Ready(Ok(()))` once the permit or guard is the caller's (it
+    /// must then wrap it in an RAII type), `Ready(Err(Closed))` once the gate
+    /// is closed, and again on every later poll.
+    ///
+    /// # Panics
+    ///
+    /// If polled again after it returned `Ready(Ok(()))` without `wait` being
+    /// reset: that grant is gone, and a future must not be polled again.
+    pub(crate) fn poll_request(
+        &self,
+        kind: Kind,
+        wait: &mut Wait,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), Closed>> {
+        match *wait {
+            Wait::Init => {
+                if crate::budget::should_yield() {
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+                let fast = match kind {
+                    Kind::Read => self.try_acquire(),
+                    _ => self.try_drain(),
+                };
+                match fast {
+                    Ok(()) => {
+                        *wait = Wait::Done;
+                        Poll::Ready(Ok(()))
+                    }
+                    Err(TryFail::Closed) => {
+                        *wait = Wait::Failed;
+                        Poll::Ready(Err(Closed))
+                    }
+                    Err(TryFail::Busy) => self.enqueue(kind, wait, cx),
+                }
+            }
+            Wait::Queued(idx) => {
+                let mut waiters = self.lock();
+                let slot = &mut waiters.slots[idx];
+                match slot.status {
+                    Status::Linked => {
+                        match &mut slot.waker {
+                            Some(w) if w.will_wake(cx.waker()) => {}
+                            w => *w = Some(cx.waker().clone()),
+                        }
+                        Poll::Pending
+                    }
+                    Status::Granted => {
+                        waiters.free(idx);
+                        if self.state.load(Ordering::Acquire) & CLOSED != 0 {
+                            *wait = Wait::Failed;
+                            // Granted before close, observed after: after
+                            // `close()` returns no request resolves `Ok`, so
+                            // the grant goes back.
+                            self.undo_grant(kind);
+                            self.settle(waiters);
+                            return Poll::Ready(Err(Closed));
+                        }
+                        *wait = Wait::Done;
+                        Poll::Ready(Ok(()))
+                    }
+                    Status::Closed => {
+                        waiters.free(idx);
+                        *wait = Wait::Failed;
+                        Poll::Ready(Err(Closed))
+                    }
+                    Status::Free => unreachable!("a queued request's slot is never freed by others"),
+                }
+            }
+            // Closed is final, so a re-poll gives the same answer.
+            Wait::Failed => Poll::Ready(Err(Closed)),
+            Wait::Done => panic!("drain-gate: request future polled after it completed"),
+        }
+    }
+
+    /// Slow path of a request: grant under the lock if nothing is queued and
+    /// the gate allows it, queue otherwise.
+    #[cold]
+    fn enqueue(&self, kind: Kind, wait: &mut Wait, cx: &mut Context<'_>) -> Poll<Result<(), Closed>> {
+        crate::budget::reset();
+        let mut waiters = self.lock();
+        let mut state = self.state.load(Ordering::Acquire);
+        loop {
+            if state & CLOSED != 0 {
+                *wait = Wait::Failed;
+                return Poll::Ready(Err(Closed));
+            }
+            // Nobody queued: the lock may have found the gate free again.
+            if state & QUEUED == 0
+                && let Some(granted) = self.grant_for(kind, state, &waiters)
+            {
+                match self.state.compare_exchange(state, granted, Ordering::AcqRel, Ordering::Acquire)
+                {
+                    Ok(_) => {
+                        *wait = Wait::Done;
+                        return Poll::Ready(Ok(()));
+                    }
+                    Err(actual) => {
+                        state = actual;
+                        continue;
+                    }
+                }
+            }
+            let queued = state | QUEUED | if kind == Kind::Drain { DRAIN_PENDING } else { 0 };
+            if queued == state {
+                break;
+            }
+            match self.state.compare_exchange(state, queued, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => break,
+                Err(actual) => state = actual,
+            }
+        }
+        let idx = waiters.push_back(kind, cx.waker().clone());
+        self.queued.store(waiters.queue.len, Ordering::Relaxed);
+        *wait = Wait::Queued(idx);
+        // A queued drain wakes the permit holders watching for one.
+        self.settle(waiters);
+        Poll::Pending
+    }
+
+    /// The state after granting `kind` on `state`, if the gate allows it
+    /// (ignoring the queue, which the caller has checked).
+    fn grant_for(&self, kind: Kind, state: usize, waiters: &Waiters) -> Option<usize> {
+        match kind {
+            Kind::Read => (state & DRAIN_HELD == 0 && state & READERS < self.cap).then(|| state + 1),
+            Kind::Drain => (state & (DRAIN_HELD | READERS) == 0).then(|| {
+                // The drain being granted leaves the queue; the last one
+                // queued takes DRAIN_PENDING with it.
+                let mut next = state | DRAIN_HELD;
+                if waiters.drains_queued <= 1 {
+                    next &= !DRAIN_PENDING;
+                }
+                next
+            }),
+            Kind::Idle | Kind::DrainRequested => unreachable!("watchers are not granted"),
+        }
+    }
+
+    fn undo_grant(&self, kind: Kind) {
+        match kind {
+            Kind::Read => self.state.fetch_sub(1, Ordering::Release),
+            _ => self.state.fetch_sub(DRAIN_HELD, Ordering::Release),
+        };
+    }
+
+    /// Drops a request future's claim: unlinks it if it still waits, gives
+    /// back a grant it never observed, and lets the queue move on.
+    pub(crate) fn cancel(&self, kind: Kind, wait: &mut Wait) {
+        let Wait::Queued(idx) = *wait else { return };
+        *wait = Wait::Done;
+        let mut waiters = self.lock();
+        match waiters.slots[idx].status {
+            Status::Linked => {
+                waiters.unlink(idx, Status::Free);
+                if kind == Kind::Drain && waiters.drains_queued == 0 {
+                    self.state.fetch_and(!DRAIN_PENDING, Ordering::Relaxed);
+                }
+                waiters.free(idx);
+                self.queued.store(waiters.queue.len, Ordering::Relaxed);
+                self.settle(waiters);
+            }
+            Status::Granted => {
+                waiters.free(idx);
+                self.undo_grant(kind);
+                self.settle(waiters);
+            }
+            Status::Closed => waiters.free(idx),
+            Status::Free => unreachable!("a queued request's slot is never freed by others"),
+        }
+    }
+
+    // ----- watchers -------------------------------------------------------
+
+    /// Polls a `closed_and_idle` or `drain_requested` watcher.
+    pub(crate) fn poll_watch(&self, kind: Kind, wait: &mut Wait, cx: &mut Context<'_>) -> Poll<()> {
+        let fired = |state: usize| match kind {
+            Kind::Idle => state & CLOSED != 0 && state & (READERS | DRAIN_HELD) == 0,
+            _ => state & DRAIN_PENDING != 0,
+        };
+        match *wait {
+            Wait::Init => {
+                if fired(self.state.load(Ordering::Acquire)) {
+                    *wait = Wait::Done;
+                    return Poll::Ready(());
+                }
+                let mut waiters = self.lock();
+                // Both conditions only turn true under the lock (a release
+                // that empties a closed gate then takes the lock to notify),
+                // so this second look cannot miss a notification.
+                if fired(self.state.load(Ordering::Acquire)) {
+                    *wait = Wait::Done;
+                    return Poll::Ready(());
+                }
+                *wait = Wait::Queued(waiters.push_back(kind, cx.waker().clone()));
+                Poll::Pending
+            }
+            Wait::Queued(idx) => {
+                let mut waiters = self.lock();
+                let slot = &mut waiters.slots[idx];
+                if slot.status == Status::Linked {
+                    match &mut slot.waker {
+                        Some(w) if w.will_wake(cx.waker()) => {}
+                        w => *w = Some(cx.waker().clone()),
+                    }
+                    return Poll::Pending;
+                }
+                waiters.free(idx);
+                *wait = Wait::Done;
+                Poll::Ready(())
+            }
+            // Both conditions are final or were true once: a re-poll says so again.
+            Wait::Done | Wait::Failed => Poll::Ready(()),
+        }
+    }
+
+    pub(crate) fn cancel_watch(&self, wait: &mut Wait) {
+        let Wait::Queued(idx) = *wait else { return };
+        *wait = Wait::Done;
+        let mut waiters = self.lock();
+        if waiters.slots[idx].status == Status::Linked {
+            waiters.unlink(idx, Status::Free);
+        }
+        waiters.free(idx);
+    }
+
+    // ----- close and settle -----------------------------------------------
+
+    /// Closes the gate; returns whether this call did it.
+    pub(crate) fn close(&self) -> bool {
+        let waiters = self.lock();
+        let prev = self.state.fetch_or(CLOSED, Ordering::AcqRel);
+        if prev & CLOSED != 0 {
+            return false;
+        }
+        self.settle(waiters);
+        true
+    }
+
+    /// Brings the queue and the watchers up to date with the state word, then
+    /// releases the lock and wakes whoever was granted, failed or notified.
+    ///
+    /// Called, with the lock held, by everything that may let the queue
+    /// move: releases that saw `QUEUED` or `CLOSED`, cancelled requests,
+    /// close, and a new queued drain (which notifies watchers).
+    fn settle<'a>(&'a self, mut waiters: MutexGuard<'a, Waiters>) {
+        loop {
+            let mut wakers = WakeList::new();
+            let more = self.settle_batch(&mut waiters, &mut wakers);
+            drop(waiters);
+            wakers.wake_all();
+            if !more {
+                return;
+            }
+            waiters = self.lock();
+        }
+    }
+
+    /// One batch of [`RawGate::settle`]; returns `true` if it stopped because
+    /// the wake list filled up.
+    fn settle_batch(&self, waiters: &mut Waiters, wakers: &mut WakeList) -> bool {
+        // Grant (or fail, once closed) from the front of the queue.
+        while waiters.queue.head != NIL {
+            if wakers.is_full() {
+                return true;
+            }
+            let idx = waiters.queue.head;
+            let kind = waiters.slots[idx].kind;
+            let mut state = self.state.load(Ordering::Acquire);
+            let status = loop {
+                if state & CLOSED != 0 {
+                    break Status::Closed;
+                }
+                let Some(next) = self.grant_for(kind, state, waiters) else {
+                    break Status::Linked;
+                };
+                match self.state.compare_exchange(state, next, Ordering::AcqRel, Ordering::Acquire)
+                {
+                    Ok(_) => break Status::Granted,
+                    Err(actual) => state = actual,
+                }
+            };
+            if status == Status::Linked {
+                break;
+            }
+            wakers.push(waiters.unlink(idx, status));
+        }
+        self.queued.store(waiters.queue.len, Ordering::Relaxed);
+        if waiters.queue.len == 0 {
+            self.state.fetch_and(!(QUEUED | DRAIN_PENDING), Ordering::AcqRel);
+        }
+
+        let state = self.state.load(Ordering::Acquire);
+        let idle = state & CLOSED != 0 && state & (READERS | DRAIN_HELD) == 0;
+        for (kind, fire) in [(Kind::Idle, idle), (Kind::DrainRequested, state & DRAIN_PENDING != 0)] {
+            if !fire {
+                continue;
+            }
+            while waiters.list(kind).head != NIL {
+                if wakers.is_full() {
+                    return true;
+                }
+                let idx = waiters.list(kind).head;
+                wakers.push(waiters.unlink(idx, Status::Granted));
+            }
+        }
+        false
+    }
+
+    // ----- introspection --------------------------------------------------
+
+    pub(crate) fn readers_in_flight(&self) -> usize {
+        self.state.load(Ordering::Relaxed) & READERS
+    }
+
+    pub(crate) fn waiters(&self) -> usize {
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn is_drain_pending(&self) -> bool {
+        self.state.load(Ordering::Relaxed) & DRAIN_PENDING != 0
+    }
+
+    pub(crate) fn is_drain_held(&self) -> bool {
+        self.state.load(Ordering::Relaxed) & DRAIN_HELD != 0
+    }
+
+    pub(crate) fn is_closed(&self) -> bool {
+        self.state.load(Ordering::Relaxed) & CLOSED != 0
+    }
+}
+
+/// Why a non-waiting attempt failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum TryFail {
+    Closed,
+    /// At cap, a drain held, or someone queued ahead.
+    Busy,
+}
+
+pub(crate) use crate::error::Closed;
