@@ -9,6 +9,7 @@
 //! costs one thread-local increment per request.
 
 /// Requests a thread may start in a row without waiting before one yields.
+#[cfg_attr(loom, allow(dead_code))]
 pub(crate) const BUDGET: u32 = 128;
 
 #[cfg(not(loom))]

@@ -1,0 +1,152 @@
+//! loom models of the gate's races. Run with
+//! `RUSTFLAGS="--cfg loom" cargo test -p drain-gate --test loom --release`;
+//! `LOOM_MAX_PREEMPTIONS` raises the preemption bound (default 2 here).
+//!
+//! The gate swaps in loom's atomics and mutex through its internal `loom`
+//! module, so these models check the code that ships.
+
+#![cfg(loom)]
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use drain_gate::{Closed, DrainGate};
+use loom::future::block_on;
+use loom::sync::atomic::{AtomicUsize, Ordering};
+use loom::thread;
+
+fn model(f: impl Fn() + Sync + Send + 'static) {
+    let mut builder = loom::model::Builder::new();
+    if builder.preemption_bound.is_none() {
+        builder.preemption_bound = Some(2);
+    }
+    builder.check(f);
+}
+
+/// Polls once with a no-op waker.
+fn poll_once<F: Future + Unpin>(fut: &mut F) -> Poll<F::Output> {
+    Pin::new(fut).poll(&mut Context::from_waker(std::task::Waker::noop()))
+}
+
+#[test]
+fn release_races_drain_request() {
+    model(|| {
+        let gate = Arc::new(DrainGate::new(2));
+        let permit = gate.clone().try_acquire_owned().unwrap();
+        let reader = thread::spawn(move || drop(permit));
+        let guard = block_on(gate.drain()).unwrap();
+        assert_eq!(gate.readers_in_flight(), 0);
+        assert!(gate.is_drain_held());
+        drop(guard);
+        reader.join().unwrap();
+        assert!(!gate.is_drain_held() && !gate.is_drain_pending());
+        assert_eq!(gate.waiters(), 0);
+        drop(gate.try_drain().unwrap());
+    });
+}
+
+#[test]
+fn pending_drain_dropped_while_reader_releases() {
+    model(|| {
+        let gate = Arc::new(DrainGate::new(1));
+        let permit = gate.clone().try_acquire_owned().unwrap();
+        let mut drain = gate.clone().drain_owned();
+        // The permit is still held, so the drain queues.
+        assert!(poll_once(&mut drain).is_pending());
+        let reader = thread::spawn(move || drop(permit));
+        // A reader queued behind the drain, on its own thread.
+        let waiter = {
+            let gate = gate.clone();
+            thread::spawn(move || {
+                let permit = block_on(gate.acquire()).unwrap();
+                assert!(!gate.is_drain_held());
+                drop(permit);
+            })
+        };
+        drop(drain);
+        reader.join().unwrap();
+        waiter.join().unwrap();
+        assert_eq!(gate.readers_in_flight(), 0);
+        assert_eq!(gate.waiters(), 0);
+        assert!(!gate.is_drain_pending() && !gate.is_drain_held());
+        drop(gate.try_drain().unwrap());
+        drop(gate.try_acquire().unwrap());
+    });
+}
+
+#[test]
+fn close_races_acquire_and_drain() {
+    model(|| {
+        let gate = Arc::new(DrainGate::new(1));
+        let reader = {
+            let gate = gate.clone();
+            thread::spawn(move || block_on(gate.clone().acquire_owned()).map(drop))
+        };
+        let writer = {
+            let gate = gate.clone();
+            thread::spawn(move || block_on(gate.drain()).map(drop))
+        };
+        gate.close();
+        let read: Result<(), Closed> = reader.join().unwrap();
+        let write: Result<(), Closed> = writer.join().unwrap();
+        // Either may have won before the close; nothing hangs (loom reports
+        // a deadlock if a waiter is never woken) and nothing is left behind.
+        let _ = (read, write);
+        block_on(gate.closed_and_idle());
+        assert_eq!(gate.readers_in_flight(), 0);
+        assert!(!gate.is_drain_held());
+        assert!(gate.try_acquire().is_err() && gate.try_drain().is_err());
+    });
+}
+
+#[test]
+fn two_drains_and_a_reader() {
+    model(|| {
+        let gate = Arc::new(DrainGate::new(2));
+        // Who is inside: readers count 1 each, a drain counts 100.
+        let inside = Arc::new(AtomicUsize::new(0));
+        let drains: Vec<_> = (0..2)
+            .map(|_| {
+                let (gate, inside) = (gate.clone(), inside.clone());
+                thread::spawn(move || {
+                    let guard = block_on(gate.drain()).unwrap();
+                    assert_eq!(inside.fetch_add(100, Ordering::SeqCst), 0, "drain not exclusive");
+                    inside.fetch_sub(100, Ordering::SeqCst);
+                    drop(guard);
+                })
+            })
+            .collect();
+        let permit = block_on(gate.acquire()).unwrap();
+        assert!(inside.fetch_add(1, Ordering::SeqCst) < 100, "reader inside a drain");
+        inside.fetch_sub(1, Ordering::SeqCst);
+        drop(permit);
+        for d in drains {
+            d.join().unwrap();
+        }
+        assert_eq!(gate.waiters(), 0);
+        assert_eq!(gate.readers_in_flight(), 0);
+        drop(gate.try_drain().unwrap());
+    });
+}
+
+#[test]
+fn granted_waiter_dropped_passes_grant_on() {
+    model(|| {
+        let gate = Arc::new(DrainGate::new(1));
+        let permit = gate.clone().try_acquire_owned().unwrap();
+        let mut first = gate.clone().acquire_owned();
+        assert!(poll_once(&mut first).is_pending());
+        let second = {
+            let gate = gate.clone();
+            thread::spawn(move || block_on(gate.acquire_owned()).map(drop))
+        };
+        let releaser = thread::spawn(move || drop(permit));
+        drop(first);
+        releaser.join().unwrap();
+        second.join().unwrap().unwrap();
+        assert_eq!(gate.readers_in_flight(), 0);
+        assert_eq!(gate.waiters(), 0);
+    });
+}
