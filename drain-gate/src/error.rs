@@ -56,7 +56,9 @@ impl fmt::Display for TryDrainError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             TryDrainError::Closed => f.write_str("drain gate closed"),
-            TryDrainError::Busy => f.write_str("drain gate busy: readers in flight or requests queued"),
+            TryDrainError::Busy => {
+                f.write_str("drain gate busy: readers in flight or requests queued")
+            }
         }
     }
 }

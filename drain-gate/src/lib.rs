@@ -100,9 +100,7 @@ mod poll;
 mod raw;
 
 pub use crate::error::{CapError, Closed, TryAcquireError, TryDrainError};
-pub use crate::future::{
-    Acquire, AcquireOwned, ClosedAndIdle, Drain, DrainOwned, DrainRequested,
-};
+pub use crate::future::{Acquire, AcquireOwned, ClosedAndIdle, Drain, DrainOwned, DrainRequested};
 pub use crate::gate::{DrainGate, MAX_CAP};
 pub use crate::permit::{DrainGuard, OwnedDrainGuard, OwnedReadPermit, ReadPermit};
 pub use crate::poll::PollDrainGate;

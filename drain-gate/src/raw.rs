@@ -408,7 +408,9 @@ impl RawGate {
                         *wait = Wait::Failed;
                         Poll::Ready(Err(Closed))
                     }
-                    Status::Free => unreachable!("a queued request's slot is never freed by others"),
+                    Status::Free => {
+                        unreachable!("a queued request's slot is never freed by others")
+                    }
                 }
             }
             // Closed is final, so a re-poll gives the same answer.
@@ -420,7 +422,12 @@ impl RawGate {
     /// Slow path of a request: grant under the lock if nothing is queued and
     /// the gate allows it, queue otherwise.
     #[cold]
-    fn enqueue(&self, kind: Kind, wait: &mut Wait, cx: &mut Context<'_>) -> Poll<Result<(), Closed>> {
+    fn enqueue(
+        &self,
+        kind: Kind,
+        wait: &mut Wait,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), Closed>> {
         crate::budget::reset();
         let mut waiters = self.lock();
         let mut state = self.state.load(Ordering::Acquire);
@@ -433,8 +440,12 @@ impl RawGate {
             if state & QUEUED == 0
                 && let Some(granted) = self.grant_for(kind, state, &waiters)
             {
-                match self.state.compare_exchange(state, granted, Ordering::AcqRel, Ordering::Acquire)
-                {
+                match self.state.compare_exchange(
+                    state,
+                    granted,
+                    Ordering::AcqRel,
+                    Ordering::Acquire,
+                ) {
                     Ok(_) => {
                         *wait = Wait::Done;
                         return Poll::Ready(Ok(()));
@@ -466,7 +477,9 @@ impl RawGate {
     /// (ignoring the queue, which the caller has checked).
     fn grant_for(&self, kind: Kind, state: usize, waiters: &Waiters) -> Option<usize> {
         match kind {
-            Kind::Read => (state & DRAIN_HELD == 0 && state & READERS < self.cap).then(|| state + 1),
+            Kind::Read => {
+                (state & DRAIN_HELD == 0 && state & READERS < self.cap).then(|| state + 1)
+            }
             Kind::Drain => (state & (DRAIN_HELD | READERS) == 0).then(|| {
                 // The drain being granted leaves the queue; the last one
                 // queued takes DRAIN_PENDING with it.
@@ -635,7 +648,8 @@ impl RawGate {
 
         let state = self.state.load(Ordering::Acquire);
         let idle = state & CLOSED != 0 && state & (READERS | DRAIN_HELD) == 0;
-        for (kind, fire) in [(Kind::Idle, idle), (Kind::DrainRequested, state & DRAIN_PENDING != 0)] {
+        for (kind, fire) in [(Kind::Idle, idle), (Kind::DrainRequested, state & DRAIN_PENDING != 0)]
+        {
             if !fire {
                 continue;
             }

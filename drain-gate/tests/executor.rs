@@ -93,7 +93,10 @@ impl Signal {
 
 impl std::future::Future for Signal {
     type Output = ();
-    fn poll(self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<()> {
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<()> {
         let mut s = self.0.borrow_mut();
         if s.0 {
             std::task::Poll::Ready(())

@@ -39,9 +39,9 @@ fn i_uncontended_acquire_release_and_drain_allocate_nothing() {
     let gate = Arc::new(DrainGate::new(64));
     let waker = std::task::Waker::noop();
     let mut cx = std::task::Context::from_waker(waker);
-    let poll = |cx: &mut std::task::Context<'_>, f: &mut dyn FnMut(&mut std::task::Context<'_>) -> bool| {
-        while !f(cx) {}
-    };
+    let poll =
+        |cx: &mut std::task::Context<'_>,
+         f: &mut dyn FnMut(&mut std::task::Context<'_>) -> bool| { while !f(cx) {} };
     // Warm up thread-locals.
     drop(gate.try_acquire());
     let before = allocations();
