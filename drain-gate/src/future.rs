@@ -26,6 +26,7 @@ macro_rules! request_future {
         }
 
         impl<'a> $name<'a> {
+            #[inline]
             pub(crate) fn new(gate: &'a DrainGate) -> Self {
                 $name { gate, wait: Wait::Init }
             }
@@ -34,6 +35,7 @@ macro_rules! request_future {
         impl<'a> Future for $name<'a> {
             type Output = Result<$output<'a>, Closed>;
 
+            #[inline]
             fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
                 let this = self.get_mut();
                 ready!(this.gate.raw.poll_request($kind, &mut this.wait, cx))?;
@@ -42,6 +44,7 @@ macro_rules! request_future {
         }
 
         impl Drop for $name<'_> {
+            #[inline]
             fn drop(&mut self) {
                 self.gate.raw.cancel($kind, &mut self.wait);
             }
@@ -66,6 +69,7 @@ macro_rules! request_future {
         }
 
         impl $name {
+            #[inline]
             pub(crate) fn new(gate: Arc<DrainGate>) -> Self {
                 $name { gate: Some(gate), wait: Wait::Init }
             }
@@ -74,6 +78,7 @@ macro_rules! request_future {
         impl Future for $name {
             type Output = Result<$output, Closed>;
 
+            #[inline]
             fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
                 let this = self.get_mut();
                 let gate = this.gate.as_ref().expect("drain-gate: future polled after it completed");
@@ -83,6 +88,7 @@ macro_rules! request_future {
         }
 
         impl Drop for $name {
+            #[inline]
             fn drop(&mut self) {
                 if let Some(gate) = &self.gate {
                     gate.raw.cancel($kind, &mut self.wait);
@@ -150,6 +156,7 @@ macro_rules! watch_future {
         }
 
         impl<'a> $name<'a> {
+            #[inline]
             pub(crate) fn new(gate: &'a DrainGate) -> Self {
                 $name { gate, wait: Wait::Init }
             }
@@ -165,6 +172,7 @@ macro_rules! watch_future {
         }
 
         impl Drop for $name<'_> {
+            #[inline]
             fn drop(&mut self) {
                 self.gate.raw.cancel_watch(&mut self.wait);
             }

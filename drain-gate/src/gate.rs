@@ -187,6 +187,7 @@ impl DrainGate {
     /// assert_eq!(gate.readers_in_flight(), 0);
     /// # });
     /// ```
+    #[inline]
     pub fn acquire(&self) -> Acquire<'_> {
         Acquire::new(self)
     }
@@ -222,6 +223,7 @@ impl DrainGate {
     /// assert_eq!(gate.readers_in_flight(), 0);
     /// # }
     /// ```
+    #[inline]
     pub fn acquire_owned(self: Arc<Self>) -> AcquireOwned {
         AcquireOwned::new(self)
     }
@@ -245,6 +247,7 @@ impl DrainGate {
     /// drop(permit);
     /// assert!(gate.try_acquire().is_ok());
     /// ```
+    #[inline]
     pub fn try_acquire(&self) -> Result<ReadPermit<'_>, TryAcquireError> {
         self.raw.try_acquire().map_err(TryAcquireError::from)?;
         Ok(ReadPermit::new(self))
@@ -255,6 +258,7 @@ impl DrainGate {
     /// # Errors
     ///
     /// As [`try_acquire`](Self::try_acquire).
+    #[inline]
     pub fn try_acquire_owned(self: Arc<Self>) -> Result<OwnedReadPermit, TryAcquireError> {
         self.raw.try_acquire().map_err(TryAcquireError::from)?;
         Ok(OwnedReadPermit::new(self))
@@ -292,6 +296,7 @@ impl DrainGate {
     /// assert!(gate.try_acquire().is_ok());
     /// # });
     /// ```
+    #[inline]
     pub fn drain(&self) -> Drain<'_> {
         Drain::new(self)
     }
@@ -307,6 +312,7 @@ impl DrainGate {
     /// # Cancel safety
     ///
     /// Cancel-safe, as [`drain`](Self::drain).
+    #[inline]
     pub fn drain_owned(self: Arc<Self>) -> DrainOwned {
         DrainOwned::new(self)
     }
@@ -330,6 +336,7 @@ impl DrainGate {
     /// drop(permit);
     /// assert!(gate.try_drain().is_ok());
     /// ```
+    #[inline]
     pub fn try_drain(&self) -> Result<DrainGuard<'_>, TryDrainError> {
         self.raw.try_drain().map_err(TryDrainError::from)?;
         Ok(DrainGuard::new(self))
@@ -340,6 +347,7 @@ impl DrainGate {
     /// # Errors
     ///
     /// As [`try_drain`](Self::try_drain).
+    #[inline]
     pub fn try_drain_owned(self: Arc<Self>) -> Result<OwnedDrainGuard, TryDrainError> {
         self.raw.try_drain().map_err(TryDrainError::from)?;
         Ok(OwnedDrainGuard::new(self))

@@ -47,6 +47,7 @@ pub struct OwnedDrainGuard {
 
 impl<'a> ReadPermit<'a> {
     /// Wraps a permit the caller has just taken from `gate`'s state word.
+    #[inline]
     pub(crate) fn new(gate: &'a DrainGate) -> Self {
         ReadPermit { gate }
     }
@@ -70,6 +71,7 @@ impl<'a> ReadPermit<'a> {
 }
 
 impl OwnedReadPermit {
+    #[inline]
     pub(crate) fn new(gate: Arc<DrainGate>) -> Self {
         OwnedReadPermit { gate }
     }
@@ -117,6 +119,7 @@ impl OwnedReadPermit {
 }
 
 impl<'a> DrainGuard<'a> {
+    #[inline]
     pub(crate) fn new(gate: &'a DrainGate) -> Self {
         DrainGuard { gate }
     }
@@ -128,6 +131,7 @@ impl<'a> DrainGuard<'a> {
 }
 
 impl OwnedDrainGuard {
+    #[inline]
     pub(crate) fn new(gate: Arc<DrainGate>) -> Self {
         OwnedDrainGuard { gate }
     }
@@ -139,24 +143,28 @@ impl OwnedDrainGuard {
 }
 
 impl Drop for ReadPermit<'_> {
+    #[inline]
     fn drop(&mut self) {
         self.gate.raw.release_read();
     }
 }
 
 impl Drop for OwnedReadPermit {
+    #[inline]
     fn drop(&mut self) {
         self.gate.raw.release_read();
     }
 }
 
 impl Drop for DrainGuard<'_> {
+    #[inline]
     fn drop(&mut self) {
         self.gate.raw.release_drain();
     }
 }
 
 impl Drop for OwnedDrainGuard {
+    #[inline]
     fn drop(&mut self) {
         self.gate.raw.release_drain();
     }

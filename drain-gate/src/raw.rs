@@ -350,34 +350,47 @@ impl RawGate {
     ///
     /// If polled again after it returned `Ready(Ok(()))` without `wait` being
     /// reset: that grant is gone, and a future must not be polled again.
+    #[inline]
     pub(crate) fn poll_request(
         &self,
         kind: Kind,
         wait: &mut Wait,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), Closed>> {
-        match *wait {
-            Wait::Init => {
-                if crate::budget::should_yield() {
-                    cx.waker().wake_by_ref();
-                    return Poll::Pending;
-                }
-                let fast = match kind {
-                    Kind::Read => self.try_acquire(),
-                    _ => self.try_drain(),
-                };
-                match fast {
-                    Ok(()) => {
-                        *wait = Wait::Done;
-                        Poll::Ready(Ok(()))
-                    }
-                    Err(TryFail::Closed) => {
-                        *wait = Wait::Failed;
-                        Poll::Ready(Err(Closed))
-                    }
-                    Err(TryFail::Busy) => self.enqueue(kind, wait, cx),
-                }
+        if let Wait::Init = wait {
+            if crate::budget::should_yield() {
+                cx.waker().wake_by_ref();
+                return Poll::Pending;
             }
+            let fast = match kind {
+                Kind::Read => self.try_acquire(),
+                _ => self.try_drain(),
+            };
+            match fast {
+                Ok(()) => {
+                    *wait = Wait::Done;
+                    return Poll::Ready(Ok(()));
+                }
+                Err(TryFail::Closed) => {
+                    *wait = Wait::Failed;
+                    return Poll::Ready(Err(Closed));
+                }
+                Err(TryFail::Busy) => {}
+            }
+        }
+        self.poll_request_slow(kind, wait, cx)
+    }
+
+    /// [`RawGate::poll_request`] once the fast path is out of the question.
+    #[cold]
+    fn poll_request_slow(
+        &self,
+        kind: Kind,
+        wait: &mut Wait,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<(), Closed>> {
+        match *wait {
+            Wait::Init => self.enqueue(kind, wait, cx),
             Wait::Queued(idx) => {
                 let mut waiters = self.lock();
                 let slot = &mut waiters.slots[idx];
@@ -421,7 +434,6 @@ impl RawGate {
 
     /// Slow path of a request: grant under the lock if nothing is queued and
     /// the gate allows it, queue otherwise.
-    #[cold]
     fn enqueue(
         &self,
         kind: Kind,
@@ -502,9 +514,16 @@ impl RawGate {
 
     /// Drops a request future's claim: unlinks it if it still waits, gives
     /// back a grant it never observed, and lets the queue move on.
+    #[inline]
     pub(crate) fn cancel(&self, kind: Kind, wait: &mut Wait) {
-        let Wait::Queued(idx) = *wait else { return };
-        *wait = Wait::Done;
+        if let Wait::Queued(idx) = *wait {
+            *wait = Wait::Done;
+            self.cancel_queued(kind, idx);
+        }
+    }
+
+    #[cold]
+    fn cancel_queued(&self, kind: Kind, idx: usize) {
         let mut waiters = self.lock();
         match waiters.slots[idx].status {
             Status::Linked => {
