@@ -60,10 +60,19 @@ pub const MAX_CAP: usize = raw::MAX_CAP;
 ///
 /// A request granted at once does not return `Pending`, so a task that loops
 /// acquire and release without contention would never return to its
-/// executor. After 128 requests in a row on one thread that did not have to
-/// wait, the next request yields once (wakes itself and returns `Pending`)
-/// before taking anything. This works on any executor; it costs one
-/// thread-local counter per request and no atomic operation.
+/// executor. Two mechanisms keep it fair; both act before anything is taken,
+/// so a yield holds no permit:
+///
+/// * **Any executor** (always on): after 128 requests in a row on one thread
+///   that did not have to wait, the next request yields once (wakes itself
+///   and returns `Pending`). It costs one thread-local counter per request
+///   and no atomic operation.
+/// * **tokio** (the off-by-default `tokio` feature): every request also
+///   spends a unit of tokio's per-task cooperative budget
+///   (`tokio::task::coop::poll_proceed`), so inside a tokio runtime the gate
+///   yields in step with tokio's own channels, sockets and locks. A request
+///   that has to queue gives its unit back. Outside a tokio runtime this
+///   costs one thread-local read and never yields.
 ///
 /// # Examples
 ///

@@ -358,16 +358,14 @@ impl RawGate {
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), Closed>> {
         if let Wait::Init = wait {
-            if crate::budget::should_yield() {
-                cx.waker().wake_by_ref();
-                return Poll::Pending;
-            }
+            let proceed = std::task::ready!(crate::budget::poll_proceed(cx));
             let fast = match kind {
                 Kind::Read => self.try_acquire(),
                 _ => self.try_drain(),
             };
             match fast {
                 Ok(()) => {
+                    proceed.made_progress();
                     *wait = Wait::Done;
                     return Poll::Ready(Ok(()));
                 }

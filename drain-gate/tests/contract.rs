@@ -529,3 +529,20 @@ fn j_a_request_yields_once_after_a_run_of_immediate_grants() {
     }
     assert!((7..=8).contains(&yields), "one yield per 129 requests, got {yields}");
 }
+
+#[cfg(feature = "tokio")]
+#[tokio::test(flavor = "current_thread")]
+async fn j_with_the_tokio_feature_each_grant_spends_tokio_budget() {
+    use tokio::task::coop::has_budget_remaining;
+    let task = tokio::spawn(async {
+        let gate = DrainGate::new(1);
+        // tokio gives a task 128 units per poll; 127 grants leave one.
+        for _ in 0..127 {
+            drop(gate.acquire().await.unwrap());
+        }
+        let after_127 = has_budget_remaining();
+        drop(gate.acquire().await.unwrap());
+        (after_127, has_budget_remaining())
+    });
+    assert_eq!(task.await.unwrap(), (true, false));
+}
