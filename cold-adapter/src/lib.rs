@@ -1,0 +1,86 @@
+//! The signet-cold 0.7 cold storage task, rebuilt on [`drain_gate`] over
+//! signet-cold 0.10 backends.
+//!
+//! Node code written against signet-cold 0.7's `ColdStorageTask`,
+//! `ColdStorageHandle` and `ColdStorageReadHandle` switches by changing its
+//! imports to this crate; the backend is any
+//! [`ColdStorageBackend`](signet_cold::ColdStorageBackend) of signet-cold 0.10
+//! (`MemColdBackend`, `signet-cold-sql`'s SQLite and Postgres backends, …).
+//!
+//! ```
+//! use cold_adapter::ColdStorageTask;
+//! use signet_cold::{conformance::make_test_block, mem::MemColdBackend};
+//! use tokio_util::sync::CancellationToken;
+//!
+//! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+//! # async fn main() -> signet_cold::ColdResult<()> {
+//! let cancel = CancellationToken::new();
+//! let (task, handle) = ColdStorageTask::new(MemColdBackend::new(), cancel.clone());
+//! let task = tokio::spawn(task.run());
+//!
+//! handle.append_block(make_test_block(1)).await?;
+//! assert_eq!(handle.get_header_by_number(1).await?.map(|h| h.number), Some(1));
+//!
+//! cancel.cancel();
+//! task.await.unwrap(); // returns once in-flight work has finished
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # How it works
+//!
+//! - **Reads** take a permit from a [`DrainGate`](drain_gate::DrainGate)
+//!   (the read cap, default 64) in the caller's own task, and run the backend
+//!   call there while holding it. The permit is released when the call
+//!   returns, fails, panics (caught, returned as [`BackendPanicked`]) or the
+//!   caller drops the future. Nothing that dispatches reads ever waits on a
+//!   permit for someone else, so no number of reads can stop reads or writes
+//!   (the signet-cold 0.7 task wedged on its 65th concurrent read).
+//!   Running in the caller's task (rather than a spawned one) means a caller
+//!   that gives up also stops its backend call and frees its permit at once.
+//! - **Writes** are queued (default 256 slots) to one writer, which runs them
+//!   in arrival order, each under a drain: no backend read is in flight while
+//!   a write commits. Writes already queued when a drain is granted run under
+//!   that same drain (up to 64), each with its own result.
+//! - **Drain deadline** (default 5 s): once a drain has waited that long, the
+//!   reads it waits for are told, through their permits, to stop; they return
+//!   [`DeadlineExceeded`](signet_cold::ColdStorageError::DeadlineExceeded).
+//! - **Streams** take no read permit and are not drained; they have their own
+//!   cap (default 8).
+//! - **Cache**: headers by number, transactions and receipts by
+//!   (block, index), consulted before a permit is taken and evicted above a
+//!   truncate inside its drain.
+//! - **Shutdown**: cancelling the token or dropping every handle fails
+//!   waiting and new calls with `TaskTerminated`; work in flight finishes and
+//!   then [`ColdStorageTask::run`] returns.
+//! - **Visibility**: [`metrics`](crate::metrics) and
+//!   [`ColdStorageHandle::health`].
+//!
+//! # Differences from signet-cold 0.7
+//!
+//! - `dispatch_append_blocks` / `dispatch_truncate_above` return
+//!   [`DispatchError`] (0.10's `ColdStorageError` has no Backpressure
+//!   variant); it converts into `ColdStorageError` with `From`.
+//! - Reads may fail with `DeadlineExceeded` when they hold up a write past
+//!   the drain deadline.
+
+mod cache;
+mod config;
+mod dispatch;
+mod error;
+mod handle;
+mod health;
+pub mod metrics;
+mod read_handle;
+pub mod soak;
+mod task;
+
+pub use config::{
+    ColdStorageConfig, DEFAULT_CACHE_ENTRIES, DEFAULT_DRAIN_DEADLINE, DEFAULT_MAX_STREAM_DEADLINE,
+    DEFAULT_READ_CAP, DEFAULT_STREAM_CAP, DEFAULT_WRITE_BATCH, DEFAULT_WRITE_QUEUE,
+};
+pub use error::{BackendPanicked, DispatchError, error_kind};
+pub use handle::ColdStorageHandle;
+pub use health::ColdStorageHealth;
+pub use read_handle::ColdStorageReadHandle;
+pub use task::ColdStorageTask;

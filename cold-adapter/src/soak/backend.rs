@@ -1,0 +1,77 @@
+//! Which backend the soak runs against, and how to reach it.
+
+use std::{fmt, path::Path, path::PathBuf, str::FromStr};
+
+/// A backend named on the command line.
+#[derive(Clone, PartialEq, Eq)]
+pub enum BackendSpec {
+    /// signet-cold's in-memory backend.
+    Mem,
+    /// A SQLite file, created if missing.
+    Sqlite(PathBuf),
+    /// A Postgres URL (`postgres://` or `postgresql://`). Needs the
+    /// `postgres` cargo feature.
+    Postgres(String),
+}
+
+/// The URL `signet-cold-sql` needs to open (and create) a SQLite file.
+pub fn sqlite_url(path: &Path) -> String {
+    format!("sqlite:{}?mode=rwc", path.display())
+}
+
+/// `url` with any password replaced by `***`, for every line the soak
+/// prints.
+pub fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
+    let (authority, tail) = match rest.find(['/', '?']) {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    match authority.rsplit_once('@') {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{tail}"),
+            None => url.to_owned(),
+        },
+        None => url.to_owned(),
+    }
+}
+
+/// A `--backend` value that is none of `mem`, `sqlite:PATH`, `postgres://…`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown backend {0:?}: expected mem, sqlite:PATH or postgres://…")]
+pub struct UnknownBackend(String);
+
+impl FromStr for BackendSpec {
+    type Err = UnknownBackend;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        if s == "mem" {
+            Ok(Self::Mem)
+        } else if let Some(path) = s.strip_prefix("sqlite:") {
+            if path.is_empty() {
+                return Err(UnknownBackend(s.to_owned()));
+            }
+            Ok(Self::Sqlite(PathBuf::from(path)))
+        } else if s.starts_with("postgres://") || s.starts_with("postgresql://") {
+            Ok(Self::Postgres(s.to_owned()))
+        } else {
+            Err(UnknownBackend(redact(s)))
+        }
+    }
+}
+
+impl fmt::Display for BackendSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Mem => f.write_str("mem"),
+            Self::Sqlite(path) => write!(f, "sqlite:{}", path.display()),
+            Self::Postgres(url) => f.write_str(&redact(url)),
+        }
+    }
+}
+
+impl fmt::Debug for BackendSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
