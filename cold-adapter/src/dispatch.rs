@@ -166,7 +166,19 @@ impl Shared {
         F: FnOnce(&'f dyn DynColdStorageBackend) -> StorageFuture<'f, ColdResult<T>>,
     {
         let waited = Instant::now();
-        let Ok(permit) = self.gate.clone().acquire_owned().await else {
+        // The token fires synchronously with the user's cancel; the gate is
+        // closed a moment later by the task. Checking both fails calls fast
+        // even before the task has run (or if it is never polled).
+        let acquired = if self.shutdown.is_cancelled() {
+            None
+        } else {
+            tokio::select! {
+                biased;
+                permit = self.gate.clone().acquire_owned() => permit.ok(),
+                () = self.shutdown.cancelled() => None,
+            }
+        };
+        let Some(permit) = acquired else {
             metrics::op_error(op, "task_terminated");
             return Err(ColdStorageError::TaskTerminated);
         };

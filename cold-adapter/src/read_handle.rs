@@ -401,7 +401,7 @@ macro_rules! read_methods {
                 write_queue_depth: shared.write_queue_depth(),
                 streams_active: shared.config.stream_cap() - shared.streams.available_permits(),
                 drains_granted: shared.drains_granted(),
-                closed: shared.gate.is_closed(),
+                closed: shared.shutdown.is_cancelled() || shared.gate.is_closed(),
             }
         }
     };

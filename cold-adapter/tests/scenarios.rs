@@ -222,9 +222,13 @@ async fn c05<B: ColdStorageBackend>(backend: B) {
     backend.wait_parked(4).await;
 
     // The follower dispatches one block at a time, faster than any drain.
+    // The first is taken by the writer, which then waits for its drain.
+    run.handle.dispatch_append_blocks(blocks[1..2].to_vec()).unwrap();
+    let h = run.handle.clone();
+    until("the writer to wait for a drain", || h.health().drain_waiting.is_some()).await;
     let mut pending = std::collections::VecDeque::new();
     let mut backpressure = 0;
-    for block in &blocks[1..] {
+    for block in &blocks[2..] {
         pending.push_back(block.clone());
         while let Some(next) = pending.front() {
             match run.handle.dispatch_append_blocks(vec![next.clone()]) {

@@ -4,6 +4,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod parked;
+pub mod roundtrip;
 
 use cold_adapter::{ColdStorageConfig, ColdStorageHandle, ColdStorageTask};
 use signet_cold::{BlockData, ColdStorageBackend, mem::MemColdBackend};

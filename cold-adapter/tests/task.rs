@@ -1,0 +1,231 @@
+//! The task's mechanisms one by one: drain deadline, write batching, cache
+//! eviction, streams, handle lifetime.
+
+mod common;
+
+use cold_adapter::{ColdStorageConfig, ColdStorageTask, DispatchError};
+use common::{ParkedBackend, chain, guard, start, until};
+use futures_util::StreamExt;
+use signet_cold::{ColdStorageError, Filter, mem::MemColdBackend};
+use std::time::Duration;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+#[tokio::test(start_paused = true)]
+async fn drain_deadline_stops_stuck_reads() {
+    let backend = ParkedBackend::closed(MemColdBackend::new());
+    let run = start(backend.clone(), ColdStorageConfig::default());
+    run.handle.append_blocks(chain(3)).await.unwrap();
+
+    let h = run.handle.clone();
+    let stuck = tokio::spawn(async move { h.get_receipts_in_block(2).await });
+    backend.wait_parked(1).await;
+    let started = Instant::now();
+    run.handle.truncate_above(1).await.unwrap();
+    // Paused time: the drain deadline (5 s) passed, nothing else advanced it.
+    assert!(started.elapsed() >= Duration::from_secs(5));
+    let stuck = stuck.await.unwrap();
+    assert!(
+        matches!(stuck, Err(ColdStorageError::DeadlineExceeded(d)) if d == Duration::from_secs(5)),
+        "{stuck:?}"
+    );
+    assert_eq!(backend.parked(), 0);
+
+    // Later reads are not stopped by the old drain's deadline.
+    backend.release_all();
+    assert_eq!(run.handle.get_latest_block().await.unwrap(), Some(1));
+    run.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn drain_deadline_none_waits_for_reads() {
+    let backend = ParkedBackend::closed(MemColdBackend::new());
+    let run = start(backend.clone(), ColdStorageConfig::default().with_drain_deadline(None));
+    run.handle.append_blocks(chain(2)).await.unwrap();
+    let h = run.handle.clone();
+    let read = tokio::spawn(async move { h.get_transaction_count(2).await });
+    backend.wait_parked(1).await;
+    let h = run.handle.clone();
+    let mut write = tokio::spawn(async move { h.truncate_above(1).await });
+    assert!(tokio::time::timeout(Duration::from_secs(60), &mut write).await.is_err());
+    backend.release_all();
+    write.await.unwrap().unwrap();
+    assert_eq!(read.await.unwrap().unwrap(), chain(2)[1].transactions.len() as u64);
+    run.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn queued_writes_share_one_drain() {
+    let backend = ParkedBackend::closed(MemColdBackend::new());
+    let run = start(backend.clone(), ColdStorageConfig::default().with_drain_deadline(None));
+    let blocks = chain(10);
+    let h = run.handle.clone();
+    let read = tokio::spawn(async move { h.get_latest_block().await });
+    backend.wait_parked(1).await;
+    let before = run.handle.health().drains_granted;
+
+    // Ten appends in order: the first waits for the drain, nine queue.
+    let mut writes = Vec::new();
+    for (i, block) in blocks.iter().enumerate() {
+        let h = run.handle.clone();
+        let block = block.clone();
+        writes.push(tokio::spawn(async move { h.append_block(block).await }));
+        let h = run.handle.clone();
+        if i == 0 {
+            until("the first write's drain", || h.health().drain_waiting.is_some()).await;
+        } else {
+            until("the write to queue", || h.health().write_queue_depth == i).await;
+        }
+    }
+    backend.release_all();
+    for write in writes {
+        guard("a queued write", write).await.unwrap().unwrap();
+    }
+    read.await.unwrap().unwrap();
+    assert_eq!(run.handle.health().drains_granted - before, 1, "ten writes, one drain");
+    assert_eq!(run.handle.get_latest_block().await.unwrap(), Some(10));
+    run.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn write_batch_is_bounded() {
+    let backend = ParkedBackend::closed(MemColdBackend::new());
+    let config = ColdStorageConfig::default().with_drain_deadline(None).with_write_batch(4);
+    let run = start(backend.clone(), config);
+    let h = run.handle.clone();
+    let read = tokio::spawn(async move { h.get_latest_block().await });
+    backend.wait_parked(1).await;
+    let before = run.handle.health().drains_granted;
+    for block in chain(10) {
+        run.handle.dispatch_append_blocks(vec![block]).unwrap();
+    }
+    backend.release_all();
+    run.handle.append_blocks(Vec::new()).await.unwrap();
+    read.await.unwrap().unwrap();
+    // 11 writes in batches of at most 4.
+    assert_eq!(run.handle.health().drains_granted - before, 3);
+    run.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn truncate_evicts_cached_entries_above() {
+    let run = start(MemColdBackend::new(), ColdStorageConfig::default());
+    let blocks = chain(5);
+    run.handle.append_blocks(blocks.clone()).await.unwrap();
+    let h = &run.handle;
+    // Fill the caches.
+    assert!(h.get_header_by_number(5).await.unwrap().is_some());
+    assert!(h.get_tx_by_block_and_index(5, 0).await.unwrap().is_some());
+    assert!(h.get_receipt_by_block_and_index(5, 0).await.unwrap().is_some());
+    assert!(h.get_header_by_number(3).await.unwrap().is_some());
+
+    h.truncate_above(3).await.unwrap();
+    assert!(h.get_header_by_number(5).await.unwrap().is_none());
+    assert!(h.get_tx_by_block_and_index(5, 0).await.unwrap().is_none());
+    assert!(h.get_receipt_by_block_and_index(5, 0).await.unwrap().is_none());
+    assert_eq!(h.get_header_by_number(3).await.unwrap().unwrap().hash(), blocks[2].header.hash());
+
+    h.drain_above(2).await.unwrap();
+    assert!(h.get_header_by_number(3).await.unwrap().is_none());
+    run.stop().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn stream_setup_latest_is_bounded() {
+    let backend = ParkedBackend::closed(MemColdBackend::new());
+    let run = start(backend.clone(), ColdStorageConfig::default());
+    let started = Instant::now();
+    let open_ended = Filter::new().from_block(0);
+    let stream = run.handle.stream_logs(open_ended.clone(), 10, Duration::from_secs(5)).await;
+    assert!(
+        matches!(stream, Err(ColdStorageError::DeadlineExceeded(d)) if d == Duration::from_millis(500)),
+        "{stream:?}"
+    );
+    assert_eq!(started.elapsed(), Duration::from_millis(500));
+
+    // The backend's own read timeout is the bound when it has one.
+    let backend = ParkedBackend::closed(MemColdBackend::new())
+        .with_read_timeout(Duration::from_millis(50));
+    let run2 = start(backend, ColdStorageConfig::default());
+    let stream = run2.handle.stream_logs(open_ended, 10, Duration::from_secs(5)).await;
+    assert!(matches!(stream, Err(ColdStorageError::DeadlineExceeded(d)) if d == Duration::from_millis(50)));
+    run2.stop().await;
+    backend_release_and_stop(run).await;
+}
+
+async fn backend_release_and_stop(run: common::Running) {
+    run.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_a_stream_frees_its_slot() {
+    let backend = ParkedBackend::open(MemColdBackend::new()).with_parked_streams();
+    let run = start(backend.clone(), ColdStorageConfig::default().with_stream_cap(1));
+    run.handle.append_blocks(chain(3)).await.unwrap();
+    let filter = Filter::new().from_block(1).to_block(3);
+
+    let first = run.handle.stream_logs(filter.clone(), 100, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(run.handle.health().streams_active, 1);
+    drop(first);
+    let h = run.handle.clone();
+    until("the slot to free", || h.health().streams_active == 0).await;
+    let second =
+        guard("a second stream", run.handle.stream_logs(filter.clone(), 100, Duration::from_secs(30)))
+            .await
+            .unwrap();
+    backend.release_streams();
+    let logs = guard("the stream", second.collect::<Vec<_>>()).await;
+    let expected = run.handle.get_logs(filter, 100).await.unwrap();
+    assert_eq!(logs.len(), expected.len());
+    run.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_every_handle_stops_the_task() {
+    let cancel = CancellationToken::new();
+    let (task, handle) = ColdStorageTask::new(MemColdBackend::new(), cancel.clone());
+    let mut task = tokio::spawn(task.run());
+    handle.append_blocks(chain(1)).await.unwrap();
+
+    // A read handle alone keeps the task alive.
+    let reader = handle.reader();
+    drop(handle);
+    assert!(tokio::time::timeout(Duration::from_millis(50), &mut task).await.is_err());
+    assert_eq!(reader.get_latest_block().await.unwrap(), Some(1));
+    drop(reader);
+    guard("run() after the last handle dropped", task).await.unwrap();
+    assert!(!cancel.is_cancelled(), "the user's token is left alone");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropping_the_task_unrun_terminates_calls() {
+    let (task, handle) = ColdStorageTask::new(MemColdBackend::new(), CancellationToken::new());
+    drop(task);
+    assert!(matches!(handle.get_latest_block().await, Err(ColdStorageError::TaskTerminated)));
+    assert!(matches!(handle.append_blocks(chain(1)).await, Err(ColdStorageError::TaskTerminated)));
+    assert_eq!(handle.dispatch_truncate_above(0), Err(DispatchError::TaskTerminated));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spawn_runs_the_task() {
+    let cancel = CancellationToken::new();
+    let handle = ColdStorageTask::spawn(MemColdBackend::new(), cancel.clone());
+    handle.append_block(chain(1).remove(0)).await.unwrap();
+    assert_eq!(handle.get_latest_block().await.unwrap(), Some(1));
+    cancel.cancel();
+    assert!(matches!(handle.get_latest_block().await, Err(ColdStorageError::TaskTerminated)));
+}
+
+#[test]
+fn dispatch_error_converts_into_cold_storage_error() {
+    let terminated: ColdStorageError = DispatchError::TaskTerminated.into();
+    assert!(matches!(terminated, ColdStorageError::TaskTerminated));
+    let full: ColdStorageError = DispatchError::Backpressure.into();
+    match full {
+        ColdStorageError::Backend(inner) => {
+            assert_eq!(inner.downcast_ref::<DispatchError>(), Some(&DispatchError::Backpressure));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(cold_adapter::error_kind(&DispatchError::Backpressure.into()), "backpressure");
+}
