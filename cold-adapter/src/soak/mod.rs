@@ -1,7 +1,510 @@
 //! The `cold-soak` load test: a node-like workload against the task.
 //!
-//! The `cold-soak` binary only parses flags and calls [`run`]; everything
-//! else lives here so tests can drive it.
+//! A chain follower appends realistic blocks at a cadence through
+//! `dispatch_append_blocks`, as the Signet node does, and periodically
+//! reorgs (an awaited `truncate_above`, then a different branch). A fleet of
+//! RPC-like readers (default 256, four times the read cap) mixes header,
+//! transaction, receipt, whole-block, `get_logs`, `stream_logs`, gas-oracle
+//! `get_headers` and latest-block calls, and checks every answer against the
+//! soak's own [record](record::ChainRecord) of the chain. A watchdog declares
+//! a stall when nothing completes for `stall` while work is pending.
+//!
+//! The `cold-soak` binary only parses flags and calls [`run`].
 
 pub mod backend;
 pub mod chain;
+pub mod probe;
+pub mod reads;
+pub mod record;
+pub mod report;
+
+use crate::{ColdStorageConfig, ColdStorageHandle, ColdStorageTask, DispatchError, error_kind};
+use alloy::primitives::B256;
+use backend::{BackendSpec, redact, sqlite_url};
+use chain::{ChainSpec, SplitMix};
+use hdrhistogram::Histogram;
+use probe::Probe;
+use record::{ChainRecord, Verdict};
+use report::{OpStats, SoakReport, new_histogram};
+use signet_cold::{ColdStorageBackend, mem::MemColdBackend};
+use signet_cold_sql::SqlColdBackend;
+use std::{
+    collections::{BTreeMap, VecDeque},
+    io::IsTerminal,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::{Duration, Instant},
+};
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+/// Settings of one soak run.
+#[derive(Debug, Clone)]
+pub struct SoakConfig {
+    /// The store; `None` is a SQLite file in a fresh temporary directory.
+    pub backend: Option<BackendSpec>,
+    /// Seed of the generated chain and of every reader's choices.
+    pub seed: u64,
+    /// How long the readers and the follower run (the whole run adds the
+    /// set-up and a final check, a few seconds).
+    pub duration: Duration,
+    /// Concurrent reader tasks.
+    pub readers: usize,
+    /// The watchdog fires when nothing completes for this long while work
+    /// is pending.
+    pub stall: Duration,
+    /// Time between the follower's blocks.
+    pub block_interval: Duration,
+    /// Blocks between reorgs.
+    pub reorg_every: u64,
+    /// Blocks appended before the readers start.
+    pub initial_blocks: u64,
+    /// Show a progress bar on stderr (only drawn when it is a terminal).
+    pub progress: bool,
+    /// Limits of the task under test.
+    pub task: ColdStorageConfig,
+}
+
+impl Default for SoakConfig {
+    fn default() -> Self {
+        Self {
+            backend: None,
+            seed: 1,
+            duration: Duration::from_secs(30),
+            readers: 256,
+            stall: Duration::from_secs(10),
+            block_interval: Duration::from_millis(50),
+            reorg_every: 20,
+            initial_blocks: 64,
+            progress: true,
+            task: ColdStorageConfig::default(),
+        }
+    }
+}
+
+/// Why a soak could not run at all.
+#[derive(Debug, thiserror::Error)]
+pub enum SoakError {
+    /// The backend could not be opened or reached.
+    #[error("cannot open backend {backend}: {reason}")]
+    Connect {
+        /// The backend, password redacted.
+        backend: String,
+        /// What went wrong, password redacted.
+        reason: String,
+    },
+    /// A Postgres URL was given to a build without the `postgres` feature.
+    #[error("backend {0} needs cold-soak built with the `postgres` feature")]
+    PostgresDisabled(String),
+    /// The temporary directory for the default SQLite file.
+    #[error("cannot create a temporary directory: {0}")]
+    TempDir(#[from] std::io::Error),
+    /// The store was not usable for a soak (for example, clearing it failed).
+    #[error("cannot prepare the store: {0}")]
+    Prepare(String),
+}
+
+/// How long connecting to a database may take.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+async fn connect_sql(url: &str) -> Result<SqlColdBackend, SoakError> {
+    let fail = |reason: String| {
+        let mut reason = redact(&reason);
+        if let Some(password) = password_of(url) {
+            reason = reason.replace(password, "***");
+        }
+        SoakError::Connect { backend: redact(url), reason }
+    };
+    match tokio::time::timeout(CONNECT_TIMEOUT, SqlColdBackend::connect(url)).await {
+        Ok(Ok(backend)) => Ok(backend),
+        Ok(Err(err)) => Err(fail(err.to_string())),
+        Err(_) => Err(fail(format!("no answer within {CONNECT_TIMEOUT:?}"))),
+    }
+}
+
+fn password_of(url: &str) -> Option<&str> {
+    let rest = url.split_once("://")?.1;
+    let authority = rest.split(['/', '?']).next()?;
+    let userinfo = authority.rsplit_once('@')?.0;
+    userinfo.split_once(':').map(|(_, p)| p).filter(|p| !p.is_empty())
+}
+
+/// Opens the configured backend and runs the soak against it.
+///
+/// # Errors
+///
+/// [`SoakError`] when the backend cannot be opened, reached or cleared. A
+/// run that stalls or reads wrong data is not an error: see
+/// [`SoakReport::passed`].
+///
+/// # Cancel safety
+///
+/// Dropping the future abandons the run; the task it started shuts down as
+/// its handles drop.
+pub async fn run(config: SoakConfig) -> Result<SoakReport, SoakError> {
+    match config.backend.clone() {
+        None => {
+            let dir = tempfile::tempdir()?;
+            let path = dir.path().join("cold.db");
+            let backend = connect_sql(&sqlite_url(&path)).await?;
+            let label = format!("sqlite:{} (temporary)", path.display());
+            run_on(backend, label, config).await
+        }
+        Some(BackendSpec::Mem) => run_on(MemColdBackend::new(), "mem".to_owned(), config).await,
+        Some(spec @ BackendSpec::Sqlite(_)) => {
+            let BackendSpec::Sqlite(path) = &spec else { unreachable!() };
+            let backend = connect_sql(&sqlite_url(path)).await?;
+            run_on(backend, spec.to_string(), config).await
+        }
+        Some(spec @ BackendSpec::Postgres(_)) => {
+            #[cfg(feature = "postgres")]
+            {
+                let BackendSpec::Postgres(url) = &spec else { unreachable!() };
+                let backend = connect_sql(url).await?;
+                run_on(backend, spec.to_string(), config).await
+            }
+            #[cfg(not(feature = "postgres"))]
+            Err(SoakError::PostgresDisabled(spec.to_string()))
+        }
+    }
+}
+
+/// Shared counters of a run.
+#[derive(Default)]
+struct Tally {
+    completed: AtomicU64,
+    in_flight: AtomicU64,
+    stale: AtomicU64,
+    wrong: AtomicU64,
+    backpressure: AtomicU64,
+    blocks: AtomicU64,
+    reorgs: AtomicU64,
+    errors: Mutex<BTreeMap<String, u64>>,
+    examples: Mutex<Vec<String>>,
+}
+
+impl Tally {
+    fn error(&self, kind: &str) {
+        *self.errors.lock().unwrap_or_else(|e| e.into_inner()).entry(kind.to_owned()).or_default() +=
+            1;
+    }
+
+    fn example(&self, what: String) {
+        let mut examples = self.examples.lock().unwrap_or_else(|e| e.into_inner());
+        if examples.len() < 10 {
+            examples.push(what);
+        }
+    }
+}
+
+/// Runs the soak against an opened `backend`, labelled `label` in the report.
+///
+/// Blocks above 0 already in the store are truncated first.
+///
+/// # Errors
+///
+/// [`SoakError::Prepare`] when clearing the store or appending the initial
+/// chain fails.
+///
+/// # Cancel safety
+///
+/// As [`run`].
+pub async fn run_on<B: ColdStorageBackend>(
+    backend: B,
+    label: String,
+    config: SoakConfig,
+) -> Result<SoakReport, SoakError> {
+    let record = Arc::new(ChainRecord::default());
+    let probe = Probe::new(backend, Arc::clone(&record));
+    let cancel = CancellationToken::new();
+    let (task, handle) = ColdStorageTask::with_config(probe.clone(), cancel.clone(), config.task);
+    let task = tokio::spawn(task.run());
+    let tally = Arc::new(Tally::default());
+    let spec = ChainSpec::with_seed(config.seed);
+
+    // A clean store and an initial chain.
+    handle.truncate_above(0).await.map_err(|e| SoakError::Prepare(e.to_string()))?;
+    let initial = spec.blocks(1, config.initial_blocks.max(1), 0, B256::ZERO);
+    for block in &initial {
+        record.add(block, 0);
+    }
+    tally.blocks.fetch_add(initial.len() as u64, Ordering::Relaxed);
+    handle.append_blocks(initial).await.map_err(|e| SoakError::Prepare(e.to_string()))?;
+
+    let stop = CancellationToken::new();
+    let started = Instant::now();
+    let mut readers = JoinSet::new();
+    for id in 0..config.readers {
+        readers.spawn(reader(
+            handle.reader(),
+            Arc::clone(&record),
+            Arc::clone(&tally),
+            stop.clone(),
+            SplitMix::new(config.seed ^ (id as u64 + 1).wrapping_mul(0x2545_f491_4f6c_dd1d)),
+        ));
+    }
+    let follower = tokio::spawn(follower(
+        handle.clone(),
+        probe.clone(),
+        Arc::clone(&record),
+        Arc::clone(&tally),
+        stop.clone(),
+        config.clone(),
+        spec,
+    ));
+
+    let stall = watch(&handle, &record, &tally, &config, started).await;
+    stop.cancel();
+    let elapsed = started.elapsed();
+
+    let mut report = SoakReport {
+        backend: label,
+        seed: config.seed,
+        readers: config.readers,
+        elapsed_secs: elapsed.as_secs_f64(),
+        ..SoakReport::default()
+    };
+    let mut histograms: Vec<(Histogram<u64>, u64)> =
+        reads::MIX.iter().map(|_| (new_histogram(), 0)).collect();
+    if let Some(health) = stall {
+        report.stalled = true;
+        report.stall_health = Some(health);
+        readers.abort_all();
+        follower.abort();
+    } else {
+        let wind_down = async {
+            while let Some(done) = readers.join_next().await {
+                if let Ok(mine) = done {
+                    for (total, (h, errors)) in histograms.iter_mut().zip(mine) {
+                        total.0.add(&h).expect("same bounds");
+                        total.1 += errors;
+                    }
+                }
+            }
+            let _ = follower.await;
+            // Writes run in order: this completes after every dispatched one.
+            let _ = handle.append_blocks(Vec::new()).await;
+        };
+        if tokio::time::timeout(config.stall, wind_down).await.is_err() {
+            report.stalled = true;
+            report.stall_health = Some(format!("{:?} (winding down)", handle.health()));
+        } else {
+            report.missing_blocks = final_check(&handle, &record, &tally).await;
+        }
+    }
+
+    let reads: u64 = histograms.iter().map(|(h, _)| h.len()).sum();
+    report.reads_per_sec = reads as f64 / elapsed.as_secs_f64();
+    for ((name, _), (h, errors)) in reads::MIX.iter().zip(&histograms) {
+        report.ops.insert((*name).to_owned(), OpStats::from_histogram(h, *errors));
+    }
+    report.write_lag = OpStats::from_histogram(&probe.lag_histogram(), 0);
+    report.blocks_appended = tally.blocks.load(Ordering::Relaxed);
+    report.reorgs = tally.reorgs.load(Ordering::Relaxed);
+    report.backpressure = tally.backpressure.load(Ordering::Relaxed);
+    report.errors_by_kind = tally.errors.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    report.stale_reads = tally.stale.load(Ordering::Relaxed);
+    report.wrong_answers = tally.wrong.load(Ordering::Relaxed);
+    report.examples = tally.examples.lock().unwrap_or_else(|e| e.into_inner()).clone();
+
+    cancel.cancel();
+    drop(handle);
+    if !report.stalled {
+        let _ = tokio::time::timeout(config.stall, task).await;
+    }
+    Ok(report)
+}
+
+/// Shows progress until the duration is over; returns the task's health if
+/// the watchdog fired first.
+async fn watch(
+    handle: &ColdStorageHandle,
+    record: &ChainRecord,
+    tally: &Tally,
+    config: &SoakConfig,
+    started: Instant,
+) -> Option<String> {
+    let bar = if config.progress && std::io::stderr().is_terminal() {
+        indicatif::ProgressBar::new(config.duration.as_secs().max(1))
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{elapsed:>4} [{bar:30}] {msg}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    let mut progress = (0, 0);
+    let mut last_progress = Instant::now();
+    let mut tick = tokio::time::interval(Duration::from_millis(200));
+    let outcome = loop {
+        tick.tick().await;
+        let now = (tally.completed.load(Ordering::Relaxed), record.commits());
+        if now != progress {
+            progress = now;
+            last_progress = Instant::now();
+        }
+        let pending =
+            tally.in_flight.load(Ordering::Relaxed) > 0 || record.uncommitted() > 0;
+        if pending && last_progress.elapsed() >= config.stall {
+            let health = format!("{:?}", handle.health());
+            bar.abandon_with_message(format!("STALL: nothing completed for {:?}", config.stall));
+            eprintln!("cold-soak: stall: nothing completed for {:?}; health: {health}", config.stall);
+            break Some(health);
+        }
+        let elapsed = started.elapsed();
+        bar.set_position(elapsed.as_secs());
+        bar.set_message(format!(
+            "{} reads ({:.0}/s)  tip {}  stale {}  wrong {}",
+            progress.0,
+            progress.0 as f64 / elapsed.as_secs_f64().max(0.001),
+            record.tip().unwrap_or(0),
+            tally.stale.load(Ordering::Relaxed),
+            tally.wrong.load(Ordering::Relaxed),
+        ));
+        if elapsed >= config.duration {
+            break None;
+        }
+    };
+    bar.finish_and_clear();
+    outcome
+}
+
+/// One reader: random checked reads until `stop`. Returns its per-operation
+/// histograms and error counts, in [`reads::MIX`] order.
+async fn reader(
+    handle: crate::ColdStorageReadHandle,
+    record: Arc<ChainRecord>,
+    tally: Arc<Tally>,
+    stop: CancellationToken,
+    mut rng: SplitMix,
+) -> Vec<(Histogram<u64>, u64)> {
+    let mut mine: Vec<(Histogram<u64>, u64)> =
+        reads::MIX.iter().map(|_| (new_histogram(), 0)).collect();
+    while !stop.is_cancelled() {
+        tally.in_flight.fetch_add(1, Ordering::Relaxed);
+        let began = Instant::now();
+        let (op, outcome) = reads::one_read(&handle, &record, &mut rng).await;
+        let micros = began.elapsed().as_micros() as u64;
+        tally.in_flight.fetch_sub(1, Ordering::Relaxed);
+        tally.completed.fetch_add(1, Ordering::Relaxed);
+        mine[op].0.saturating_record(micros.max(1));
+        match outcome {
+            Ok(Verdict::Ok) => {}
+            Ok(Verdict::Stale(what)) => {
+                tally.stale.fetch_add(1, Ordering::Relaxed);
+                tally.example(format!("stale {}: {what}", reads::MIX[op].0));
+            }
+            Ok(Verdict::Wrong(what)) => {
+                tally.wrong.fetch_add(1, Ordering::Relaxed);
+                tally.example(format!("wrong {}: {what}", reads::MIX[op].0));
+            }
+            Err(err) => {
+                mine[op].1 += 1;
+                tally.error(error_kind(&err));
+            }
+        }
+    }
+    mine
+}
+
+/// The chain follower: a block per interval through
+/// `dispatch_append_blocks`, retrying what Backpressure refused, and a reorg
+/// every `reorg_every` blocks.
+async fn follower<B: ColdStorageBackend>(
+    handle: ColdStorageHandle,
+    probe: Probe<B>,
+    record: Arc<ChainRecord>,
+    tally: Arc<Tally>,
+    stop: CancellationToken,
+    config: SoakConfig,
+    spec: ChainSpec,
+) {
+    let mut rng = SplitMix::new(config.seed.rotate_left(17));
+    let mut branch = 0u64;
+    let (mut tip, mut parent) = match record.tip().and_then(|n| record.canonical(n)) {
+        Some((hash, meta)) => (meta.number, hash),
+        None => (0, B256::ZERO),
+    };
+    let mut since_reorg = 0u64;
+    let mut pending: VecDeque<signet_cold::BlockData> = VecDeque::new();
+    let mut tick = tokio::time::interval(config.block_interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    while !stop.is_cancelled() {
+        tokio::select! {
+            () = stop.cancelled() => break,
+            _ = tick.tick() => {}
+        }
+        if since_reorg >= config.reorg_every && tip > 4 {
+            let depth = rng.between(1, 3);
+            let keep = tip - depth;
+            // Blocks refused earlier and still above `keep` never reached the
+            // store; the new branch replaces them.
+            pending.retain(|b| b.block_number() <= keep);
+            record.truncating(keep);
+            match handle.truncate_above(keep).await {
+                Ok(()) => record.truncated(keep),
+                Err(err) => {
+                    tally.error(error_kind(&err));
+                    tally.example(format!("truncate_above({keep}) failed: {err}"));
+                    continue;
+                }
+            }
+            tally.reorgs.fetch_add(1, Ordering::Relaxed);
+            branch += 1;
+            since_reorg = 0;
+            tip = keep;
+            parent = record.canonical(keep).map(|(hash, _)| hash).unwrap_or_default();
+        }
+        let block = spec.block(tip + 1, branch, parent);
+        record.add(&block, branch);
+        tip += 1;
+        parent = block.header.hash();
+        since_reorg += 1;
+        tally.blocks.fetch_add(1, Ordering::Relaxed);
+        pending.push_back(block);
+        while let Some(next) = pending.front() {
+            probe.handed_over(next.header.hash());
+            match handle.dispatch_append_blocks(vec![next.clone()]) {
+                Ok(()) => {
+                    pending.pop_front();
+                }
+                Err(DispatchError::Backpressure) => {
+                    tally.backpressure.fetch_add(1, Ordering::Relaxed);
+                    tally.error("backpressure");
+                    break;
+                }
+                Err(DispatchError::TaskTerminated) => return,
+            }
+        }
+    }
+    // Hand over what Backpressure held back, waiting for queue slots.
+    if !pending.is_empty() {
+        let _ = handle.append_blocks(pending.into_iter().collect()).await;
+    }
+}
+
+/// After the follower stopped and its writes ran: every canonical block
+/// must be readable with the right hash. Returns how many are not.
+async fn final_check(handle: &ColdStorageHandle, record: &ChainRecord, tally: &Tally) -> u64 {
+    let mut missing = 0;
+    for (number, hash) in record.canonical_chain() {
+        match handle.get_header_by_number(number).await {
+            Ok(Some(header)) if header.hash() == hash => {}
+            Ok(found) => {
+                missing += 1;
+                tally.example(format!(
+                    "final check: block {number} is {:?}, expected {hash}",
+                    found.map(|h| h.hash())
+                ));
+            }
+            Err(err) => {
+                missing += 1;
+                tally.example(format!("final check: block {number}: {err}"));
+            }
+        }
+    }
+    missing
+}

@@ -1,0 +1,78 @@
+//! `cold-soak`: a node-like workload against the cold storage task.
+//!
+//! Parses flags and wires [`cold_adapter::soak::run`]; see that module.
+
+use clap::Parser;
+use cold_adapter::soak::{SoakConfig, backend::BackendSpec};
+use std::{process::ExitCode, time::Duration};
+
+/// A node-like soak of the cold storage task: a chain follower that appends
+/// and reorgs, and hundreds of RPC-like readers whose every answer is checked.
+/// Exits 1 on a stall, a stale read, a wrong answer or a lost block.
+#[derive(Debug, Parser)]
+#[command(name = "cold-soak", version)]
+struct Flags {
+    /// Store: `mem`, `sqlite:PATH` or `postgres://…` (default: a SQLite file
+    /// in a temporary directory). Blocks already in it are truncated.
+    #[arg(long, value_name = "BACKEND")]
+    backend: Option<BackendSpec>,
+    /// Seed of the generated chain and of the readers' choices.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// How long the workload runs, in seconds.
+    #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
+    duration: u64,
+    /// Concurrent readers (the read cap is 64).
+    #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    readers: u64,
+    /// Exit 1 if nothing completes for this many seconds while work is pending.
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    stall_secs: u64,
+    /// Milliseconds between the follower's blocks.
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    block_ms: u64,
+    /// Blocks between reorgs.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
+    reorg_every: u64,
+    /// Print the report as JSON on stdout (no progress bar).
+    #[arg(long)]
+    json: bool,
+}
+
+fn main() -> ExitCode {
+    let flags = Flags::parse();
+    let config = SoakConfig {
+        backend: flags.backend,
+        seed: flags.seed,
+        duration: Duration::from_secs(flags.duration),
+        readers: flags.readers as usize,
+        stall: Duration::from_secs(flags.stall_secs),
+        block_interval: Duration::from_millis(flags.block_ms),
+        reorg_every: flags.reorg_every,
+        progress: !flags.json,
+        ..SoakConfig::default()
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            eprintln!("cold-soak: cannot start the runtime: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    let report = match runtime.block_on(cold_adapter::soak::run(config)) {
+        Ok(report) => report,
+        Err(err) => {
+            eprintln!("cold-soak: {err}");
+            return ExitCode::from(2);
+        }
+    };
+    if flags.json {
+        println!("{}", report.to_json());
+    } else {
+        println!("{report}");
+    }
+    let passed = report.passed();
+    // A stalled run leaves wedged tasks behind: do not wait for them.
+    runtime.shutdown_background();
+    if passed { ExitCode::SUCCESS } else { ExitCode::FAILURE }
+}

@@ -1,0 +1,271 @@
+//! The RPC-like readers: each call is checked against the record.
+
+use super::{
+    chain::{CONTRACTS, SplitMix, contract},
+    record::{ChainRecord, Verdict},
+};
+use crate::ColdStorageReadHandle;
+use alloy::primitives::{B256, BlockNumber};
+use futures_util::StreamExt;
+use signet_cold::{ColdResult, Filter, HeaderSpecifier, RpcLog};
+use std::time::Duration;
+
+/// Operation names, in report order, with their weight in the mix (of 100).
+pub const MIX: &[(&str, u64)] = &[
+    ("get_header_by_number", 18),
+    ("get_header_by_hash", 8),
+    ("get_tx_by_hash", 10),
+    ("get_tx_by_block_and_index", 10),
+    ("get_receipt_by_tx_hash", 10),
+    ("get_receipt_by_block_and_index", 6),
+    ("get_transactions_in_block", 8),
+    ("get_receipts_in_block", 6),
+    ("get_logs", 8),
+    ("stream_logs", 3),
+    ("get_headers (gas oracle)", 8),
+    ("get_latest_block", 5),
+];
+
+fn pick_op(rng: &mut SplitMix) -> usize {
+    let mut roll = rng.below(MIX.iter().map(|(_, w)| w).sum());
+    for (i, (_, weight)) in MIX.iter().enumerate() {
+        if roll < *weight {
+            return i;
+        }
+        roll -= weight;
+    }
+    MIX.len() - 1
+}
+
+/// A block number in `1..=tip`, biased toward the most recent 32 blocks as
+/// RPC traffic is.
+fn pick_number(rng: &mut SplitMix, tip: BlockNumber) -> BlockNumber {
+    if rng.below(2) == 0 { tip.saturating_sub(rng.below(32)).max(1) } else { rng.between(1, tip) }
+}
+
+/// `None` for a block that was present when the read began and still is.
+fn missing(record: &ChainRecord, present: Option<B256>, what: impl FnOnce() -> String) -> Verdict {
+    match present {
+        Some(hash) if record.still_present(hash) => Verdict::Wrong(what()),
+        _ => Verdict::Ok,
+    }
+}
+
+fn first_bad(verdicts: impl IntoIterator<Item = Verdict>) -> Verdict {
+    verdicts.into_iter().find(|v| *v != Verdict::Ok).unwrap_or(Verdict::Ok)
+}
+
+/// Runs one randomly chosen read and checks it. Returns the index into
+/// [`MIX`] and the outcome.
+pub async fn one_read(
+    h: &ColdStorageReadHandle,
+    record: &ChainRecord,
+    rng: &mut SplitMix,
+) -> (usize, ColdResult<Verdict>) {
+    let op = pick_op(rng);
+    let tip = record.tip().unwrap_or(1).max(1);
+    let outcome = match op {
+        0 => header_by_number(h, record, pick_number(rng, tip)).await,
+        1 => header_by_hash(h, record, rng.next_u64()).await,
+        2 | 4 => by_tx_hash(h, record, rng, op == 4).await,
+        3 | 5 => {
+            let n = pick_number(rng, tip);
+            by_block_and_index(h, record, rng, n, op == 5).await
+        }
+        6 | 7 => whole_block(h, record, pick_number(rng, tip), op == 7).await,
+        8 | 9 => logs(h, record, rng, tip, op == 9).await,
+        10 => gas_oracle(h, record, tip).await,
+        _ => latest(h, record).await,
+    };
+    (op, outcome)
+}
+
+async fn header_by_number(
+    h: &ColdStorageReadHandle,
+    record: &ChainRecord,
+    n: BlockNumber,
+) -> ColdResult<Verdict> {
+    let present = record.present(n);
+    let epoch = record.epoch();
+    Ok(match h.get_header_by_number(n).await? {
+        Some(header) => record.check_block(header.hash(), Some(n), epoch),
+        None => missing(record, present, || format!("header {n} is committed but not found")),
+    })
+}
+
+async fn header_by_hash(
+    h: &ColdStorageReadHandle,
+    record: &ChainRecord,
+    i: u64,
+) -> ColdResult<Verdict> {
+    let Some((hash, meta)) = record.any_block(i) else { return Ok(Verdict::Ok) };
+    let present = record.still_present(hash).then_some(hash);
+    let epoch = record.epoch();
+    Ok(match h.get_header_by_hash(hash).await? {
+        Some(header) if header.hash() != hash => {
+            Verdict::Wrong(format!("asked for header {hash}, got {}", header.hash()))
+        }
+        Some(_) => record.check_block(hash, Some(meta.number), epoch),
+        None => missing(record, present, || format!("header {hash} is committed but not found")),
+    })
+}
+
+async fn by_tx_hash(
+    h: &ColdStorageReadHandle,
+    record: &ChainRecord,
+    rng: &mut SplitMix,
+    receipt: bool,
+) -> ColdResult<Verdict> {
+    let Some((block, meta)) = record.any_block(rng.next_u64()) else { return Ok(Verdict::Ok) };
+    let tx = meta.txs[rng.below(meta.txs.len() as u64) as usize];
+    let present = record.still_present(block).then_some(block);
+    let epoch = record.epoch();
+    let found = if receipt {
+        h.get_receipt_by_tx_hash(tx).await?.map(|r| (r.tx_hash, r.block_hash))
+    } else {
+        h.get_tx_by_hash(tx).await?.map(|c| (*c.inner().tx_hash(), c.meta().block_hash()))
+    };
+    Ok(match found {
+        Some((got, in_block)) if got != tx || in_block != block => Verdict::Wrong(format!(
+            "asked for tx {tx} of block {block}, got tx {got} of block {in_block}"
+        )),
+        Some(_) => record.check_block(block, Some(meta.number), epoch),
+        None => missing(record, present, || format!("tx {tx} is committed but not found")),
+    })
+}
+
+async fn by_block_and_index(
+    h: &ColdStorageReadHandle,
+    record: &ChainRecord,
+    rng: &mut SplitMix,
+    n: BlockNumber,
+    receipt: bool,
+) -> ColdResult<Verdict> {
+    let Some((_, meta)) = record.canonical(n) else { return Ok(Verdict::Ok) };
+    let i = rng.below(meta.txs.len() as u64);
+    let present = record.present(n);
+    let epoch = record.epoch();
+    let found = if receipt {
+        h.get_receipt_by_block_and_index(n, i)
+            .await?
+            .map(|r| (r.tx_hash, r.block_hash, r.transaction_index))
+    } else {
+        h.get_tx_by_block_and_index(n, i).await?.map(|c| {
+            (*c.inner().tx_hash(), c.meta().block_hash(), c.meta().transaction_index())
+        })
+    };
+    let Some((tx, block, index)) = found else {
+        return Ok(missing(record, present, || format!("tx {n}/{i} is committed but not found")));
+    };
+    let Some((holder, holder_meta)) = record.block_of_tx(tx) else {
+        return Ok(Verdict::Wrong(format!("tx {n}/{i} returned unknown tx {tx}")));
+    };
+    if holder != block || index != i || holder_meta.txs.get(i as usize) != Some(&tx) {
+        return Ok(Verdict::Wrong(format!("tx {n}/{i} returned tx {tx} of another place")));
+    }
+    Ok(record.check_block(block, Some(n), epoch))
+}
+
+async fn whole_block(
+    h: &ColdStorageReadHandle,
+    record: &ChainRecord,
+    n: BlockNumber,
+    receipts: bool,
+) -> ColdResult<Verdict> {
+    let present = record.present(n);
+    let epoch = record.epoch();
+    let (txs, blocks): (Vec<B256>, Vec<B256>) = if receipts {
+        h.get_receipts_in_block(n).await?.iter().map(|r| (r.tx_hash, r.block_hash)).unzip()
+    } else {
+        let txs: Vec<B256> =
+            h.get_transactions_in_block(n).await?.iter().map(|t| *t.tx_hash()).collect();
+        (txs, Vec::new())
+    };
+    if txs.is_empty() {
+        return Ok(missing(record, present, || format!("block {n}'s txs are committed but empty")));
+    }
+    let Some(block) = record.block_with_txs(n, &txs) else {
+        return Ok(Verdict::Wrong(format!("block {n}'s {} txs match no generated block", txs.len())));
+    };
+    if blocks.iter().any(|b| *b != block) {
+        return Ok(Verdict::Wrong(format!("block {n}'s receipts name another block")));
+    }
+    Ok(record.check_block(block, Some(n), epoch))
+}
+
+async fn logs(
+    h: &ColdStorageReadHandle,
+    record: &ChainRecord,
+    rng: &mut SplitMix,
+    tip: BlockNumber,
+    stream: bool,
+) -> ColdResult<Verdict> {
+    let from = pick_number(rng, tip);
+    let to = (from + 3).min(tip).max(from);
+    let c = rng.below(CONTRACTS);
+    let filter = Filter::new().from_block(from).to_block(to).address(contract(c));
+    let present: Vec<Option<B256>> = (from..=to).map(|n| record.present(n)).collect();
+    let epoch = record.epoch();
+    let logs: Vec<RpcLog> = if stream {
+        let stream = h.stream_logs(filter, 10_000, Duration::from_secs(10)).await?;
+        stream.collect::<Vec<_>>().await.into_iter().collect::<ColdResult<_>>()?
+    } else {
+        h.get_logs(filter, 10_000).await?
+    };
+    let verdict = first_bad(logs.iter().map(|log| {
+        if log.inner.address != contract(c) {
+            return Verdict::Wrong(format!("log of {} under a filter for {}", log.inner.address, contract(c)));
+        }
+        match log.block_hash {
+            Some(block) => record.check_block(block, log.block_number, epoch),
+            None => Verdict::Wrong("log without a block hash".to_owned()),
+        }
+    }));
+    if verdict != Verdict::Ok {
+        return Ok(verdict);
+    }
+    // Every block in range present throughout: the count must be exact.
+    let hashes: Option<Vec<B256>> = present.into_iter().collect();
+    if let Some(hashes) = hashes
+        && hashes.iter().all(|hash| record.still_present(*hash))
+    {
+        let expected = record.expected_logs(&hashes, c as usize);
+        if expected != logs.len() {
+            return Ok(Verdict::Wrong(format!(
+                "blocks {from}..={to}: {} logs of contract {c}, expected {expected}",
+                logs.len()
+            )));
+        }
+    }
+    Ok(Verdict::Ok)
+}
+
+async fn gas_oracle(
+    h: &ColdStorageReadHandle,
+    record: &ChainRecord,
+    tip: BlockNumber,
+) -> ColdResult<Verdict> {
+    let numbers: Vec<BlockNumber> = (tip.saturating_sub(19).max(1)..=tip).collect();
+    let present: Vec<Option<B256>> = numbers.iter().map(|n| record.present(*n)).collect();
+    let epoch = record.epoch();
+    let specs = numbers.iter().map(|n| HeaderSpecifier::Number(*n)).collect();
+    let headers = h.get_headers(specs).await?;
+    if headers.len() != numbers.len() {
+        return Ok(Verdict::Wrong(format!("{} headers for {} specs", headers.len(), numbers.len())));
+    }
+    Ok(first_bad(numbers.iter().zip(present).zip(headers).map(|((n, present), header)| {
+        match header {
+            Some(header) => record.check_block(header.hash(), Some(*n), epoch),
+            None => missing(record, present, || format!("header {n} is committed but not found")),
+        }
+    })))
+}
+
+async fn latest(h: &ColdStorageReadHandle, record: &ChainRecord) -> ColdResult<Verdict> {
+    Ok(match h.get_latest_block().await? {
+        Some(n) if n > record.max_number() => {
+            Verdict::Wrong(format!("latest block {n} was never appended"))
+        }
+        _ => Verdict::Ok,
+    })
+}
