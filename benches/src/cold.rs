@@ -267,6 +267,10 @@ pub struct FloodResult {
     pub total: Duration,
     /// Drains the handle made while the appends ran.
     pub drains: u64,
+    /// Total time those drains waited for reads to leave, as the handles
+    /// record it (adapter: `drain_wait_us`; signet-cold: the
+    /// `acquire_many(64)` permit wait).
+    pub drain_wait: Duration,
     /// Reads the flood completed while the appends ran.
     pub reads: u64,
 }
@@ -315,6 +319,7 @@ pub fn writes_under_flood(
 
         let blocks: Vec<BlockData> = (first..first + count as u64).map(make_test_block).collect();
         let drains_before = drains_recorded();
+        let wait_before = drain_wait_recorded();
         let reads_before = reads.load(Ordering::Relaxed);
         let start = Instant::now();
         let latencies = match writes {
@@ -340,13 +345,14 @@ pub fn writes_under_flood(
         };
         let total = start.elapsed();
         let drains = drains_recorded() - drains_before;
+        let drain_wait = drain_wait_recorded().saturating_sub(wait_before);
         let reads_done = reads.load(Ordering::Relaxed) - reads_before;
 
         stop.store(true, Ordering::Relaxed);
         for task in flood {
             task.await.expect("reader panicked");
         }
-        FloodResult { latencies, total, drains, reads: reads_done }
+        FloodResult { latencies, total, drains, drain_wait, reads: reads_done }
     })
 }
 
@@ -364,6 +370,13 @@ pub fn quantile(samples: &[Duration], q: f64) -> Duration {
 // ----- drain counting through the metrics facade ---------------------------
 
 static DRAINS: AtomicU64 = AtomicU64::new(0);
+static DRAIN_WAIT_US: AtomicU64 = AtomicU64::new(0);
+
+/// Total drain wait recorded by either handle since the process started
+/// (zero until [`install_drain_counter`] has run).
+pub fn drain_wait_recorded() -> Duration {
+    Duration::from_micros(DRAIN_WAIT_US.load(Ordering::Relaxed))
+}
 
 /// Drains recorded by either handle since the process started (0 until
 /// [`install_drain_counter`] has run).
@@ -384,8 +397,10 @@ struct DrainRecorder;
 struct DrainTick;
 
 impl HistogramFn for DrainTick {
-    fn record(&self, _value: f64) {
+    fn record(&self, micros: f64) {
         DRAINS.fetch_add(1, Ordering::Relaxed);
+        // Both handles record whole, non-negative microseconds.
+        DRAIN_WAIT_US.fetch_add(micros.max(0.0) as u64, Ordering::Relaxed);
     }
 }
 

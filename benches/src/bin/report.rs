@@ -293,6 +293,7 @@ fn cold_backend(rows: &mut Vec<Row>, plan: &ColdPlan) {
     progress(&format!("{group}: writes under a 256-reader flood"));
     let mut latencies: HashMap<Side, Vec<Duration>> = HashMap::new();
     let mut flood_rates: HashMap<Side, Vec<f64>> = HashMap::new();
+    let mut drain_waits: HashMap<Side, (Duration, u64)> = HashMap::new();
     let mut bursts: HashMap<Side, Vec<(f64, f64)>> = HashMap::new();
     for round in 0..plan.write_rounds {
         let order = if round % 2 == 0 { sides } else { [Side::Signet, Side::Ours] };
@@ -301,6 +302,9 @@ fn cold_backend(rows: &mut Vec<Row>, plan: &ColdPlan) {
             let seq =
                 cold::writes_under_flood(&rt, fx, 256, Writes::Sequential(plan.sequential_writes));
             flood_rates.entry(side).or_default().push(per_sec(seq.reads, seq.total, 1e3));
+            let waits = drain_waits.entry(side).or_default();
+            waits.0 += seq.drain_wait;
+            waits.1 += seq.drains;
             latencies.entry(side).or_default().extend(seq.latencies);
             let burst = cold::writes_under_flood(&rt, fx, 256, Writes::Burst(64));
             bursts
@@ -323,6 +327,17 @@ fn cold_backend(rows: &mut Vec<Row>, plan: &ColdPlan) {
         q(Side::Ours, 0.99),
         q(Side::Signet, 0.99),
         Some(0.5),
+    );
+    let mean_wait = |side: Side| {
+        let (total, drains) = drain_waits[&side];
+        total.as_secs_f64() * 1e6 / drains.max(1) as f64
+    };
+    push(
+        "mean drain wait of those appends".to_owned(),
+        Unit::Micros,
+        mean_wait(Side::Ours),
+        mean_wait(Side::Signet),
+        None,
     );
     push(
         "flood read throughput while those appends run".to_owned(),
