@@ -31,21 +31,32 @@ pub const MAX_CAP: usize = raw::MAX_CAP;
 ///
 /// # Fairness
 ///
-/// Requests that cannot be granted at once queue in one FIFO queue, readers
-/// and drains together, and are granted strictly in request order:
+/// Requests that cannot be granted at once wait in one queue, readers and
+/// drains together, served strictly from the front: a request is granted
+/// only once every request ahead of it has been granted or dropped. A read
+/// is granted when fewer than `cap` permits are out and no drain guard
+/// exists; a drain when no permit is out and no guard exists. Where a request
+/// joins the queue:
 ///
-/// 1. A request is granted only once every request queued before it has been
-///    granted or dropped.
-/// 2. A read request is granted when fewer than `cap` permits are out and no
-///    drain guard exists; a drain when no permit is out and no guard exists.
+/// 1. A read request joins at the back.
+/// 2. A drain request joins behind every drain already queued and every
+///    reader queued behind a queued or held drain; it goes *ahead* of readers
+///    that were only waiting for a free permit. With no drain queued or held,
+///    that is the front of the queue.
 ///
-/// So a drain waits for the readers admitted before it (and those requested
-/// before it), never for readers requested after it: writers never starve.
-/// Readers requested after a drain wait behind it and are all admitted (up to
-/// `cap`) when its guard drops, before any drain requested after them:
-/// readers never starve. Drains are served in request order. The non-waiting
-/// [`try_acquire`](Self::try_acquire) and [`try_drain`](Self::try_drain)
-/// never overtake a queued request: they fail while anyone is queued.
+/// Hence:
+///
+/// * a drain waits only for the readers admitted before it (and for the
+///   drains requested before it, each with the readers queued behind it),
+///   never for readers still queued: **writers never starve**, and a write
+///   under a read flood waits for at most `cap` reads;
+/// * readers requested after a drain wait behind it, and are admitted (up to
+///   `cap`) when its guard drops, before any drain requested after them; a
+///   reader is overtaken by at most one drain: **readers never starve**;
+/// * drains are served in request order;
+/// * the non-waiting [`try_acquire`](Self::try_acquire) and
+///   [`try_drain`](Self::try_drain) never overtake a queued request: they
+///   fail while anyone is queued.
 ///
 /// # Cancel safety
 ///
@@ -276,10 +287,12 @@ impl DrainGate {
     /// Waits for exclusive access: no read permit out, no other guard.
     ///
     /// Once requested, the drain holds back every read requested after it,
-    /// and resolves once the readers admitted (or queued) before it have
-    /// released their permits. Drains are served in request order. The guard
-    /// ends the drain when dropped, admitting the readers queued behind it.
-    /// On an idle gate this is one compare-and-swap.
+    /// goes ahead of reads that were only waiting for a free permit, and
+    /// resolves once the readers admitted before it have released their
+    /// permits. Drains are served in request order. The guard ends the drain
+    /// when dropped, admitting the readers queued behind it before any later
+    /// drain (see [Fairness](Self#fairness)). On an idle gate this is one
+    /// compare-and-swap.
     ///
     /// # Errors
     ///

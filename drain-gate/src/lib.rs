@@ -25,10 +25,13 @@
 //!
 //! # Fairness
 //!
-//! Requests that must wait are served strictly in request order, readers and
-//! drains in one queue: a drain never starves behind a stream of readers,
-//! readers queued behind a drain go before any later drain, and a
-//! non-waiting `try_*` never overtakes a queued request. The exact rule is on
+//! Requests that must wait are served from the front of one queue, readers
+//! and drains together. A drain waits only for the readers admitted before
+//! it, going ahead of readers that were only waiting for a free permit, so a
+//! write under a read flood waits for at most `cap` reads; readers queued
+//! behind a drain go before any later drain, so a reader is overtaken by at
+//! most one drain; drains are served in request order; a non-waiting `try_*`
+//! never overtakes a queued request. The exact rule is on
 //! [`DrainGate`](DrainGate#fairness).
 //!
 //! # Cancel safety

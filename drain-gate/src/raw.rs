@@ -1,4 +1,4 @@
-//! The gate's core: one state word and a FIFO waiter queue.
+//! The gate's core: one state word and a waiter queue.
 //!
 //! Everything that decides who holds what lives here; the public types in
 //! `gate.rs`, `permit.rs` and `future.rs` are thin wrappers around it.
@@ -8,10 +8,11 @@
 //! * The **state word** says how many read permits are outstanding and
 //!   whether a drain guard exists. While nobody is queued, an acquire is one
 //!   compare-and-swap on it and a release one `fetch_sub`: no lock.
-//! * The **waiter queue** (behind a mutex) holds, in request order, every read
-//!   and drain request that could not be granted at once. While it is
-//!   non-empty the `QUEUED` bit is set, which fails every fast-path acquire,
-//!   so nobody can overtake a queued waiter.
+//! * The **waiter queue** (behind a mutex) holds every read and drain
+//!   request that could not be granted at once, in the order they will be
+//!   served: readers in request order, each drain placed behind the *fence*
+//!   (see `Waiters::push`). While it is non-empty the `QUEUED` bit is set,
+//!   which fails every fast-path acquire, so nobody can overtake a waiter.
 //! * Grants to queued waiters are made only under the mutex, by whoever
 //!   changed something that may let the queue move (a release, a cancelled
 //!   waiter, a close): see [`RawGate::settle`]. A grant bumps the state word
@@ -62,9 +63,9 @@ const WAKE_BATCH: usize = 32;
 /// What a queued slot is waiting for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Kind {
-    /// A read permit (in the FIFO queue).
+    /// A read permit (in the queue).
     Read,
-    /// A drain guard (in the FIFO queue).
+    /// A drain guard (in the queue).
     Drain,
     /// The gate being closed with nothing outstanding.
     Idle,
@@ -112,7 +113,7 @@ impl List {
 struct Waiters {
     slots: Vec<Slot>,
     free: usize,
-    /// Read and drain requests, oldest first.
+    /// Read and drain requests, in the order they will be served.
     queue: List,
     /// `closed_and_idle` futures.
     idle: List,
@@ -120,6 +121,10 @@ struct Waiters {
     watch: List,
     /// Drains in `queue`; `DRAIN_PENDING` mirrors `drains_queued > 0`.
     drains_queued: usize,
+    /// The last slot of the queue's prefix that a new drain must queue
+    /// behind (drains, and readers queued behind a drain); `NIL` when a new
+    /// drain goes to the front.
+    fence: usize,
 }
 
 impl Waiters {
@@ -131,6 +136,7 @@ impl Waiters {
             idle: List::EMPTY,
             watch: List::EMPTY,
             drains_queued: 0,
+            fence: NIL,
         }
     }
 
@@ -142,10 +148,18 @@ impl Waiters {
         }
     }
 
-    /// Allocates a slot and links it at the back of its kind's list.
-    fn push_back(&mut self, kind: Kind, waker: Waker) -> usize {
-        let tail = self.list(kind).tail;
-        let slot = Slot { kind, status: Status::Linked, waker: Some(waker), prev: tail, next: NIL };
+    /// Allocates a slot and links it into its kind's list.
+    ///
+    /// Watchers and readers go to the back. A drain goes right behind the
+    /// fence: ahead of readers that were only waiting for capacity, behind
+    /// every drain already queued and the readers queued behind those (see
+    /// the fairness rule on `DrainGate`). `drain_ahead` says whether a drain
+    /// is queued or held, so that a reader queued now is behind one.
+    fn push(&mut self, kind: Kind, waker: Waker, drain_ahead: bool) -> usize {
+        let after = if kind == Kind::Drain { self.fence } else { self.list(kind).tail };
+        let before = if after == NIL { self.list(kind).head } else { self.slots[after].next };
+        let slot =
+            Slot { kind, status: Status::Linked, waker: Some(waker), prev: after, next: before };
         let idx = if self.free == NIL {
             self.slots.push(slot);
             self.slots.len() - 1
@@ -155,16 +169,26 @@ impl Waiters {
             self.slots[idx] = slot;
             idx
         };
-        if tail == NIL {
+        if after == NIL {
             self.list(kind).head = idx;
         } else {
-            self.slots[tail].next = idx;
+            self.slots[after].next = idx;
         }
-        let list = self.list(kind);
-        list.tail = idx;
-        list.len += 1;
-        if kind == Kind::Drain {
-            self.drains_queued += 1;
+        if before == NIL {
+            self.list(kind).tail = idx;
+        } else {
+            self.slots[before].prev = idx;
+        }
+        self.list(kind).len += 1;
+        match kind {
+            Kind::Drain => {
+                self.drains_queued += 1;
+                // Everyone queued now is behind this drain: no later drain
+                // may overtake them.
+                self.fence = self.queue.tail;
+            }
+            Kind::Read if drain_ahead || self.drains_queued > 0 => self.fence = idx,
+            _ => {}
         }
         idx
     }
@@ -187,6 +211,10 @@ impl Waiters {
         if kind == Kind::Drain {
             self.drains_queued -= 1;
         }
+        if self.fence == idx {
+            // The fenced slots form a prefix of the queue.
+            self.fence = prev;
+        }
         let slot = &mut self.slots[idx];
         slot.status = status;
         slot.waker.take()
@@ -202,34 +230,38 @@ impl Waiters {
 }
 
 /// Wakers collected under the lock, woken after it is released.
+///
+/// The common hand-off wakes one waiter, so the first waker is kept inline
+/// and only a second one allocates; the buffer is reused across batches.
 struct WakeList {
-    wakers: [Option<Waker>; WAKE_BATCH],
-    len: usize,
+    first: Option<Waker>,
+    rest: Vec<Waker>,
 }
 
 impl WakeList {
     fn new() -> Self {
-        WakeList { wakers: std::array::from_fn(|_| None), len: 0 }
+        WakeList { first: None, rest: Vec::new() }
     }
 
     fn is_full(&self) -> bool {
-        self.len == WAKE_BATCH
+        usize::from(self.first.is_some()) + self.rest.len() >= WAKE_BATCH
     }
 
     fn push(&mut self, waker: Option<Waker>) {
-        if let Some(waker) = waker {
-            self.wakers[self.len] = Some(waker);
-            self.len += 1;
+        match (waker, &self.first) {
+            (Some(waker), None) => self.first = Some(waker),
+            (Some(waker), Some(_)) => self.rest.push(waker),
+            (None, _) => {}
         }
     }
 
     fn wake_all(&mut self) {
-        for waker in self.wakers[..self.len].iter_mut() {
-            if let Some(waker) = waker.take() {
-                waker.wake();
-            }
+        if let Some(waker) = self.first.take() {
+            waker.wake();
         }
-        self.len = 0;
+        for waker in self.rest.drain(..) {
+            waker.wake();
+        }
     }
 }
 
@@ -475,11 +507,13 @@ impl RawGate {
                 Err(actual) => state = actual,
             }
         }
-        let idx = waiters.push_back(kind, cx.waker().clone());
+        let idx = waiters.push(kind, cx.waker().clone(), state & DRAIN_HELD != 0);
         self.queued.store(waiters.queue.len, Ordering::Relaxed);
         *wait = Wait::Queued(idx);
-        // A queued drain wakes the permit holders watching for one.
-        self.settle(waiters);
+        if kind == Kind::Drain && waiters.watch.len != 0 {
+            // A queued drain wakes the permit holders watching for one.
+            self.settle(waiters);
+        }
         Poll::Pending
     }
 
@@ -565,7 +599,7 @@ impl RawGate {
                     *wait = Wait::Done;
                     return Poll::Ready(());
                 }
-                *wait = Wait::Queued(waiters.push_back(kind, cx.waker().clone()));
+                *wait = Wait::Queued(waiters.push(kind, cx.waker().clone(), false));
                 Poll::Pending
             }
             Wait::Queued(idx) => {
@@ -617,8 +651,8 @@ impl RawGate {
     /// move: releases that saw `QUEUED` or `CLOSED`, cancelled requests,
     /// close, and a new queued drain (which notifies watchers).
     fn settle<'a>(&'a self, mut waiters: MutexGuard<'a, Waiters>) {
+        let mut wakers = WakeList::new();
         loop {
-            let mut wakers = WakeList::new();
             let more = self.settle_batch(&mut waiters, &mut wakers);
             drop(waiters);
             wakers.wake_all();

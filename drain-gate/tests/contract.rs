@@ -414,14 +414,14 @@ fn g_introspection_reports_readers_waiters_and_drain_state() {
     assert_eq!(gate.waiters(), 2);
     assert!(gate.is_drain_pending() && !gate.is_drain_held() && !gate.is_closed());
     drop(r);
-    let r2 = ready(&mut r2).unwrap();
-    assert_eq!(gate.waiters(), 1);
-    drop(r2);
+    // The drain waited only for the reader admitted before it.
     let g = ready(&mut d).unwrap();
     assert!(gate.is_drain_held() && !gate.is_drain_pending());
-    assert_eq!(gate.waiters(), 0);
+    assert_eq!((gate.readers_in_flight(), gate.waiters()), (0, 1));
     drop(g);
     assert!(!gate.is_drain_held());
+    let _r2 = ready(&mut r2).unwrap();
+    assert_eq!((gate.readers_in_flight(), gate.waiters()), (1, 0));
 }
 
 // ----- h. poll form ----------------------------------------------------------
@@ -441,12 +441,14 @@ fn h_poll_gate_keeps_its_place_between_polls() {
     assert!(poll_fn_once(&mut pg, &probe, PollDrainGate::poll_acquire).is_pending());
     assert_eq!(gate.waiters(), 2);
     drop(first);
-    let second = match poll_fn_once(&mut pg, &probe, PollDrainGate::poll_acquire) {
-        Poll::Ready(p) => p.unwrap(),
-        Poll::Pending => panic!("granted"),
+    // The drain goes ahead of the read that only waited for capacity.
+    let guard = match poll_fn_once(&mut pg, &probe, PollDrainGate::poll_drain) {
+        Poll::Ready(g) => g.unwrap(),
+        Poll::Pending => panic!("the drain was granted"),
     };
-    drop(second);
-    assert!(poll_fn_once(&mut pg, &probe, PollDrainGate::poll_drain).is_ready());
+    assert!(poll_fn_once(&mut pg, &probe, PollDrainGate::poll_acquire).is_pending());
+    drop(guard);
+    assert!(poll_fn_once(&mut pg, &probe, PollDrainGate::poll_acquire).is_ready());
 }
 
 fn poll_fn_once<T>(
@@ -545,4 +547,70 @@ async fn j_with_the_tokio_feature_each_grant_spends_tokio_budget() {
         (after_127, has_budget_remaining())
     });
     assert_eq!(task.await.unwrap(), (true, false));
+}
+
+#[test]
+fn c_drain_waits_for_admitted_readers_not_for_readers_queued_for_capacity() {
+    let gate = DrainGate::new(1);
+    let r0 = gate.try_acquire().unwrap();
+    let mut r1 = gate.acquire(); // queued only because the gate is at cap
+    let p1 = pending(&mut r1);
+    let mut d = gate.drain();
+    let pd = pending(&mut d);
+
+    drop(r0);
+    assert!(pd.woken() && !p1.woken(), "the drain waits only for R0, admitted before it");
+    let guard = ready(&mut d).unwrap();
+    drop(guard);
+    assert!(p1.woken());
+    let _r1 = ready(&mut r1).unwrap();
+}
+
+#[test]
+fn c_a_reader_is_overtaken_by_at_most_one_drain() {
+    let gate = DrainGate::new(1);
+    let r0 = gate.try_acquire().unwrap();
+    let mut r1 = gate.acquire();
+    let p1 = pending(&mut r1);
+    let mut d1 = gate.drain();
+    pending(&mut d1);
+    drop(r0);
+    let g1 = ready(&mut d1).unwrap(); // D1 overtook R1
+    let mut d2 = gate.drain(); // requested while D1 is held
+    let p2 = pending(&mut d2);
+
+    drop(g1);
+    assert!(p1.woken() && !p2.woken(), "R1 goes before D2, requested after it");
+    let r1 = ready(&mut r1).unwrap();
+    drop(r1);
+    assert!(p2.woken());
+    let _g2 = ready(&mut d2).unwrap();
+}
+
+#[test]
+fn c_readers_behind_a_drain_stay_ahead_of_later_drains_past_the_cap() {
+    let gate = DrainGate::new(2);
+    let r0 = gate.try_acquire().unwrap();
+    let mut d1 = gate.drain();
+    pending(&mut d1);
+    let mut behind: Vec<_> = (0..3).map(|_| gate.acquire()).collect();
+    behind.iter_mut().for_each(|r| drop(pending(r)));
+    let mut d2 = gate.drain();
+    pending(&mut d2);
+
+    drop(r0);
+    drop(ready(&mut d1).unwrap());
+    // Two of the three readers behind D1 fit under the cap.
+    let first: Vec<_> = behind[..2].iter_mut().map(|r| ready(r).unwrap()).collect();
+    let mut d3 = gate.drain();
+    pending(&mut d3);
+    drop(first);
+    // The third reader behind D1 still goes before D2 and D3.
+    let third = ready(&mut behind[2]).unwrap();
+    assert!(Probe::new().poll(&mut d2).is_pending());
+    drop(third);
+    let g2 = ready(&mut d2).unwrap();
+    assert!(Probe::new().poll(&mut d3).is_pending());
+    drop(g2);
+    let _g3 = ready(&mut d3).unwrap();
 }

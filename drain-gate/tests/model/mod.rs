@@ -16,8 +16,12 @@
 //!
 //! # What the model says
 //!
-//! The reference model is the contract documented on [`DrainGate`]: one FIFO
-//! queue over read and drain requests; a queued request is granted on its
+//! The reference model is the contract documented on [`DrainGate`]: one
+//! queue over read and drain requests, served from the front; readers queue
+//! at the back; a drain queues right behind the *fence* (every drain already
+//! queued and every reader queued behind a queued or held drain), so it
+//! overtakes readers that were only waiting for capacity and nothing else;
+//! a queued request is granted on its
 //! behalf as soon as it is at the front and the gate allows it (so the
 //! reader count includes granted-but-unobserved grants); a dropped granted
 //! future gives its grant back; close fails every queued request and, on
@@ -337,6 +341,8 @@ pub struct Harness<'g> {
     queue: VecDeque<(u64, Kind)>,
     /// Drains in `queue`.
     drains_queued: usize,
+    /// Length of the queue's prefix that a new drain must queue behind.
+    fence: usize,
     run: u32,
     // Context for failure messages.
     trace: Vec<Op>,
@@ -384,6 +390,7 @@ impl<'g> Harness<'g> {
             closed: false,
             queue: VecDeque::new(),
             drains_queued: 0,
+            fence: 0,
             run: 0,
             trace: Vec::new(),
             sub: "",
@@ -428,14 +435,29 @@ impl<'g> Harness<'g> {
     }
 
     fn enqueue(&mut self, id: u64, kind: Kind) {
-        self.queue.push_back((id, kind));
-        self.drains_queued += usize::from(kind == Kind::Drain);
+        match kind {
+            Kind::Drain => {
+                self.queue.insert(self.fence, (id, kind));
+                self.drains_queued += 1;
+                self.fence = self.queue.len();
+            }
+            _ => {
+                let behind_drain = self.drain_held || self.drains_queued > 0;
+                self.queue.push_back((id, kind));
+                if behind_drain {
+                    self.fence = self.queue.len();
+                }
+            }
+        }
     }
 
     fn unqueue(&mut self, id: u64, kind: Kind) {
         let at = self.queue.iter().position(|&(q, _)| q == id).expect("queued future is queued");
         self.queue.remove(at);
         self.drains_queued -= usize::from(kind == Kind::Drain);
+        if at < self.fence {
+            self.fence -= 1;
+        }
     }
 
     fn pos(&self, id: u64) -> usize {
