@@ -64,7 +64,11 @@ impl ColdCache {
         self.lock().headers.put(header.number, header.clone());
     }
 
-    pub(crate) fn transaction(&self, block: BlockNumber, index: u64) -> Option<Confirmed<RecoveredTx>> {
+    pub(crate) fn transaction(
+        &self,
+        block: BlockNumber,
+        index: u64,
+    ) -> Option<Confirmed<RecoveredTx>> {
         self.lock().transactions.get(&(block, index)).cloned()
     }
 

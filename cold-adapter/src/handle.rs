@@ -73,7 +73,7 @@ impl ColdStorageHandle {
     ///
     #[doc = write_cancel_safety!()]
     pub async fn append_block(&self, data: BlockData) -> ColdResult<()> {
-        self.shared().write(WriteOp::AppendBlock(data)).await.map(drop)
+        self.shared().write(WriteOp::AppendBlock(Box::new(data))).await.map(drop)
     }
 
     /// Appends blocks, in order, as one write, and waits until committed.

@@ -53,7 +53,7 @@
 //! - **Shutdown**: cancelling the token or dropping every handle fails
 //!   waiting and new calls with `TaskTerminated`; work in flight finishes and
 //!   then [`ColdStorageTask::run`] returns.
-//! - **Visibility**: [`metrics`](crate::metrics) and
+//! - **Visibility**: [`metrics`] and
 //!   [`ColdStorageHandle::health`].
 //!
 //! # Differences from signet-cold 0.7

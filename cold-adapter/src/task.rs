@@ -58,7 +58,9 @@ pub struct ColdStorageTask<B> {
 
 impl<B> std::fmt::Debug for ColdStorageTask<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ColdStorageTask").field("config", &self.shared.config).finish_non_exhaustive()
+        f.debug_struct("ColdStorageTask")
+            .field("config", &self.shared.config)
+            .finish_non_exhaustive()
     }
 }
 
@@ -247,7 +249,9 @@ async fn execute<B: ColdStorageBackend>(shared: &Shared, backend: &B, request: W
 
 async fn run_op<B: ColdStorageBackend>(backend: &B, op: WriteOp) -> ColdResult<WriteOutput> {
     match op {
-        WriteOp::AppendBlock(block) => backend.append_block(block).await.map(|()| WriteOutput::Done),
+        WriteOp::AppendBlock(block) => {
+            backend.append_block(*block).await.map(|()| WriteOutput::Done)
+        }
         WriteOp::AppendBlocks(blocks) => {
             backend.append_blocks(blocks).await.map(|()| WriteOutput::Done)
         }

@@ -180,10 +180,7 @@ async fn c04<B: ColdStorageBackend>(backend: B) {
     assert!(matches!(read, Err(ColdStorageError::TaskTerminated)), "{read:?}");
     let write = guard("a new write", run.handle.append_blocks(chain(3)[2..].to_vec())).await;
     assert!(matches!(write, Err(ColdStorageError::TaskTerminated)), "{write:?}");
-    assert_eq!(
-        run.handle.dispatch_append_blocks(Vec::new()),
-        Err(DispatchError::TaskTerminated)
-    );
+    assert_eq!(run.handle.dispatch_append_blocks(Vec::new()), Err(DispatchError::TaskTerminated));
     let stream = run.handle.stream_logs(Default::default(), 10, Duration::from_secs(1)).await;
     assert!(matches!(stream, Err(ColdStorageError::TaskTerminated)));
     assert!(run.handle.health().closed);
@@ -321,8 +318,7 @@ async fn c07<B: ColdStorageBackend>(backend: B) {
     for i in 0..200u64 {
         let h = run.handle.clone();
         callers.spawn(async move {
-            tokio::time::timeout(Duration::from_millis(1), h.get_receipts_in_block(i % 2 + 1))
-                .await
+            tokio::time::timeout(Duration::from_millis(1), h.get_receipts_in_block(i % 2 + 1)).await
         });
     }
     for outcome in join_all("200 impatient callers", callers).await {

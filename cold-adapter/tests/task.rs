@@ -144,11 +144,13 @@ async fn stream_setup_latest_is_bounded() {
     assert_eq!(started.elapsed(), Duration::from_millis(500));
 
     // The backend's own read timeout is the bound when it has one.
-    let backend = ParkedBackend::closed(MemColdBackend::new())
-        .with_read_timeout(Duration::from_millis(50));
+    let backend =
+        ParkedBackend::closed(MemColdBackend::new()).with_read_timeout(Duration::from_millis(50));
     let run2 = start(backend, ColdStorageConfig::default());
     let stream = run2.handle.stream_logs(open_ended, 10, Duration::from_secs(5)).await;
-    assert!(matches!(stream, Err(ColdStorageError::DeadlineExceeded(d)) if d == Duration::from_millis(50)));
+    assert!(
+        matches!(stream, Err(ColdStorageError::DeadlineExceeded(d)) if d == Duration::from_millis(50))
+    );
     run2.stop().await;
     backend_release_and_stop(run).await;
 }
@@ -169,10 +171,12 @@ async fn dropping_a_stream_frees_its_slot() {
     drop(first);
     let h = run.handle.clone();
     until("the slot to free", || h.health().streams_active == 0).await;
-    let second =
-        guard("a second stream", run.handle.stream_logs(filter.clone(), 100, Duration::from_secs(30)))
-            .await
-            .unwrap();
+    let second = guard(
+        "a second stream",
+        run.handle.stream_logs(filter.clone(), 100, Duration::from_secs(30)),
+    )
+    .await
+    .unwrap();
     backend.release_streams();
     let logs = guard("the stream", second.collect::<Vec<_>>()).await;
     let expected = run.handle.get_logs(filter, 100).await.unwrap();

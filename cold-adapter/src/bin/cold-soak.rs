@@ -4,7 +4,7 @@
 
 use clap::Parser;
 use cold_adapter::soak::{SoakConfig, backend::BackendSpec};
-use std::{process::ExitCode, time::Duration};
+use std::{io::Write, process::ExitCode, time::Duration};
 
 /// A node-like soak of the cold storage task: a chain follower that appends
 /// and reorgs, and hundreds of RPC-like readers whose every answer is checked.
@@ -66,11 +66,11 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if flags.json {
-        println!("{}", report.to_json());
-    } else {
-        println!("{report}");
-    }
+    // A closed stdout (`| head`) must not turn a passing run into a panic.
+    let mut out = std::io::stdout().lock();
+    let _ =
+        if flags.json { writeln!(out, "{}", report.to_json()) } else { writeln!(out, "{report}") };
+    drop(out);
     let passed = report.passed();
     // A stalled run leaves wedged tasks behind: do not wait for them.
     runtime.shutdown_background();

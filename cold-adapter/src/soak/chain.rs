@@ -6,8 +6,8 @@
 
 use alloy::{
     consensus::{
-        EthereumTxEnvelope, Header, Receipt as AlloyReceipt, Sealable, Signed, TxEip1559,
-        TxLegacy, TxType, transaction::Recovered,
+        EthereumTxEnvelope, Header, Receipt as AlloyReceipt, Sealable, Signed, TxEip1559, TxLegacy,
+        TxType, transaction::Recovered,
     },
     primitives::{Address, B256, Bytes, Log, LogData, Signature, TxKind, U256},
 };

@@ -153,22 +153,25 @@ pub async fn run(config: SoakConfig) -> Result<SoakReport, SoakError> {
             run_on(backend, label, config).await
         }
         Some(BackendSpec::Mem) => run_on(MemColdBackend::new(), "mem".to_owned(), config).await,
-        Some(spec @ BackendSpec::Sqlite(_)) => {
-            let BackendSpec::Sqlite(path) = &spec else { unreachable!() };
-            let backend = connect_sql(&sqlite_url(path)).await?;
-            run_on(backend, spec.to_string(), config).await
+        Some(BackendSpec::Sqlite(path)) => {
+            let backend = connect_sql(&sqlite_url(&path)).await?;
+            run_on(backend, BackendSpec::Sqlite(path).to_string(), config).await
         }
-        Some(spec @ BackendSpec::Postgres(_)) => {
-            #[cfg(feature = "postgres")]
-            {
-                let BackendSpec::Postgres(url) = &spec else { unreachable!() };
-                let backend = connect_sql(url).await?;
-                run_on(backend, spec.to_string(), config).await
-            }
-            #[cfg(not(feature = "postgres"))]
-            Err(SoakError::PostgresDisabled(spec.to_string()))
+        Some(BackendSpec::Postgres(url)) => {
+            let backend = open_postgres(&url).await?;
+            run_on(backend, redact(&url), config).await
         }
     }
+}
+
+#[cfg(feature = "postgres")]
+async fn open_postgres(url: &str) -> Result<SqlColdBackend, SoakError> {
+    connect_sql(url).await
+}
+
+#[cfg(not(feature = "postgres"))]
+async fn open_postgres(url: &str) -> Result<SqlColdBackend, SoakError> {
+    Err(SoakError::PostgresDisabled(redact(url)))
 }
 
 /// Shared counters of a run.
@@ -187,8 +190,12 @@ struct Tally {
 
 impl Tally {
     fn error(&self, kind: &str) {
-        *self.errors.lock().unwrap_or_else(|e| e.into_inner()).entry(kind.to_owned()).or_default() +=
-            1;
+        *self
+            .errors
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(kind.to_owned())
+            .or_default() += 1;
     }
 
     fn example(&self, what: String) {
@@ -346,12 +353,14 @@ async fn watch(
             progress = now;
             last_progress = Instant::now();
         }
-        let pending =
-            tally.in_flight.load(Ordering::Relaxed) > 0 || record.uncommitted() > 0;
+        let pending = tally.in_flight.load(Ordering::Relaxed) > 0 || record.uncommitted() > 0;
         if pending && last_progress.elapsed() >= config.stall {
             let health = format!("{:?}", handle.health());
             bar.abandon_with_message(format!("STALL: nothing completed for {:?}", config.stall));
-            eprintln!("cold-soak: stall: nothing completed for {:?}; health: {health}", config.stall);
+            eprintln!(
+                "cold-soak: stall: nothing completed for {:?}; health: {health}",
+                config.stall
+            );
             break Some(health);
         }
         let elapsed = started.elapsed();

@@ -58,7 +58,9 @@ impl<B> Probe<B> {
         for hash in hashes {
             if let Some(at) = lag.handed_over.remove(hash) {
                 let micros = now.duration_since(at).as_micros() as u64;
-                lag.micros.get_or_insert_with(super::report::new_histogram).saturating_record(micros);
+                lag.micros
+                    .get_or_insert_with(super::report::new_histogram)
+                    .saturating_record(micros);
             }
         }
     }

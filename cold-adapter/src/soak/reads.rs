@@ -150,9 +150,9 @@ async fn by_block_and_index(
             .await?
             .map(|r| (r.tx_hash, r.block_hash, r.transaction_index))
     } else {
-        h.get_tx_by_block_and_index(n, i).await?.map(|c| {
-            (*c.inner().tx_hash(), c.meta().block_hash(), c.meta().transaction_index())
-        })
+        h.get_tx_by_block_and_index(n, i)
+            .await?
+            .map(|c| (*c.inner().tx_hash(), c.meta().block_hash(), c.meta().transaction_index()))
     };
     let Some((tx, block, index)) = found else {
         return Ok(missing(record, present, || format!("tx {n}/{i} is committed but not found")));
@@ -185,7 +185,10 @@ async fn whole_block(
         return Ok(missing(record, present, || format!("block {n}'s txs are committed but empty")));
     }
     let Some(block) = record.block_with_txs(n, &txs) else {
-        return Ok(Verdict::Wrong(format!("block {n}'s {} txs match no generated block", txs.len())));
+        return Ok(Verdict::Wrong(format!(
+            "block {n}'s {} txs match no generated block",
+            txs.len()
+        )));
     };
     if blocks.iter().any(|b| *b != block) {
         return Ok(Verdict::Wrong(format!("block {n}'s receipts name another block")));
@@ -214,7 +217,11 @@ async fn logs(
     };
     let verdict = first_bad(logs.iter().map(|log| {
         if log.inner.address != contract(c) {
-            return Verdict::Wrong(format!("log of {} under a filter for {}", log.inner.address, contract(c)));
+            return Verdict::Wrong(format!(
+                "log of {} under a filter for {}",
+                log.inner.address,
+                contract(c)
+            ));
         }
         match log.block_hash {
             Some(block) => record.check_block(block, log.block_number, epoch),
@@ -251,14 +258,18 @@ async fn gas_oracle(
     let specs = numbers.iter().map(|n| HeaderSpecifier::Number(*n)).collect();
     let headers = h.get_headers(specs).await?;
     if headers.len() != numbers.len() {
-        return Ok(Verdict::Wrong(format!("{} headers for {} specs", headers.len(), numbers.len())));
+        return Ok(Verdict::Wrong(format!(
+            "{} headers for {} specs",
+            headers.len(),
+            numbers.len()
+        )));
     }
-    Ok(first_bad(numbers.iter().zip(present).zip(headers).map(|((n, present), header)| {
-        match header {
+    Ok(first_bad(numbers.iter().zip(present).zip(headers).map(
+        |((n, present), header)| match header {
             Some(header) => record.check_block(header.hash(), Some(*n), epoch),
             None => missing(record, present, || format!("header {n} is committed but not found")),
-        }
-    })))
+        },
+    )))
 }
 
 async fn latest(h: &ColdStorageReadHandle, record: &ChainRecord) -> ColdResult<Verdict> {

@@ -82,7 +82,10 @@ impl SoakReport {
     /// Whether the run passed: no stall, no stale read, no wrong answer, no
     /// missing block.
     pub fn passed(&self) -> bool {
-        !self.stalled && self.stale_reads == 0 && self.wrong_answers == 0 && self.missing_blocks == 0
+        !self.stalled
+            && self.stale_reads == 0
+            && self.wrong_answers == 0
+            && self.missing_blocks == 0
     }
 
     /// The report as pretty JSON.
@@ -118,7 +121,10 @@ impl fmt::Display for SoakReport {
         writeln!(
             f,
             "  write lag         p50 {:.3} ms  p99 {:.3} ms  max {:.3} ms  ({} blocks)",
-            self.write_lag.p50_ms, self.write_lag.p99_ms, self.write_lag.max_ms, self.write_lag.count
+            self.write_lag.p50_ms,
+            self.write_lag.p99_ms,
+            self.write_lag.max_ms,
+            self.write_lag.count
         )?;
         writeln!(f, "  backpressure      {}", self.backpressure)?;
         if self.errors_by_kind.is_empty() {

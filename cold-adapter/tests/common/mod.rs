@@ -13,6 +13,7 @@ use std::{future::Future, time::Duration};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+#[allow(unused_imports)]
 pub use parked::ParkedBackend;
 
 /// Every scenario must finish inside this.

@@ -70,7 +70,11 @@ pub async fn roundtrip<B: ColdStorageBackend>(backend: B) {
     assert!(h.get_signet_events_in_range(1, 6).await.unwrap().is_empty());
     assert!(h.get_zenith_headers_in_range(1, 6).await.unwrap().is_empty());
 
-    let specs = vec![HeaderSpecifier::Number(2), HeaderSpecifier::Number(99), blocks[4].header.hash().into()];
+    let specs = vec![
+        HeaderSpecifier::Number(2),
+        HeaderSpecifier::Number(99),
+        blocks[4].header.hash().into(),
+    ];
     let headers = h.get_headers(specs).await.unwrap();
     assert_eq!(headers.len(), 3);
     assert_eq!(headers[0].as_ref().unwrap().number, 2);
@@ -117,7 +121,10 @@ pub async fn roundtrip<B: ColdStorageBackend>(backend: B) {
     // The read handle answers the same.
     let reader = h.reader();
     assert_eq!(reader.get_latest_block().await.unwrap(), Some(6));
-    assert_eq!(reader.get_header_by_number(3).await.unwrap().unwrap().hash(), blocks[2].header.hash());
+    assert_eq!(
+        reader.get_header_by_number(3).await.unwrap().unwrap().hash(),
+        blocks[2].header.hash()
+    );
 
     // Truncate: nothing above 4 is visible any more, cached or not.
     h.truncate_above(4).await.unwrap();
@@ -143,12 +150,8 @@ pub async fn roundtrip<B: ColdStorageBackend>(backend: B) {
     assert!(h.drain_above(2).await.unwrap().is_empty());
 
     // Re-append a different branch at the same heights.
-    let other = cold_adapter::soak::chain::ChainSpec::with_seed(7).blocks(
-        3,
-        4,
-        1,
-        blocks[1].header.hash(),
-    );
+    let other =
+        cold_adapter::soak::chain::ChainSpec::with_seed(7).blocks(3, 4, 1, blocks[1].header.hash());
     h.dispatch_append_blocks(other.clone()).unwrap();
     h.dispatch_truncate_above(3).unwrap();
     h.append_blocks(Vec::new()).await.unwrap();

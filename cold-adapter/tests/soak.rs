@@ -1,0 +1,189 @@
+//! The soak's logic, driven from tests: short runs pass over mem and SQLite,
+//! and a backend that loses truncates is caught.
+
+mod common;
+
+use cold_adapter::soak::{
+    SoakConfig,
+    backend::{BackendSpec, redact},
+    run, run_on,
+};
+use common::{mem, sqlite};
+use signet_cold::{
+    BlockData, ColdReceipt, ColdResult, ColdStorageBackend, ColdStorageRead, ColdStorageWrite,
+    Confirmed, Filter, HeaderSpecifier, ReceiptSpecifier, RpcLog, SignetEventsSpecifier,
+    StreamParams, TransactionSpecifier, ZenithHeaderSpecifier, mem::MemColdBackend,
+};
+use signet_storage_types::{DbSignetEvent, DbZenithHeader, RecoveredTx, SealedHeader};
+use std::{future::Future, time::Duration};
+
+fn short() -> SoakConfig {
+    SoakConfig {
+        duration: Duration::from_secs(2),
+        readers: 64,
+        block_interval: Duration::from_millis(10),
+        reorg_every: 10,
+        initial_blocks: 16,
+        progress: false,
+        ..SoakConfig::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_soak_passes_over_mem() {
+    let report = run_on(mem().backend, "mem".into(), short()).await.unwrap();
+    println!("{report}");
+    assert!(report.passed(), "{report}");
+    assert!(report.reorgs > 0 && report.ops.values().map(|s| s.count).sum::<u64>() > 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn short_soak_passes_over_sqlite() {
+    let store = sqlite().await;
+    let report = run_on(store.backend.clone(), "sqlite".into(), short()).await.unwrap();
+    println!("{report}");
+    assert!(report.passed(), "{report}");
+    assert!(report.to_json().contains("\"stale_reads\": 0"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_backend_is_a_temporary_sqlite_file() {
+    let report = run(SoakConfig { duration: Duration::from_secs(1), ..short() }).await.unwrap();
+    assert!(report.backend.starts_with("sqlite:"), "{}", report.backend);
+    assert!(report.passed(), "{report}");
+}
+
+/// MemColdBackend whose truncates do nothing: old branches stay readable.
+#[derive(Clone, Debug)]
+struct ForgetsTruncates(MemColdBackend);
+
+impl ColdStorageRead for ForgetsTruncates {
+    fn get_header(
+        &self,
+        s: HeaderSpecifier,
+    ) -> impl Future<Output = ColdResult<Option<SealedHeader>>> + Send {
+        self.0.get_header(s)
+    }
+    fn get_headers(
+        &self,
+        s: Vec<HeaderSpecifier>,
+    ) -> impl Future<Output = ColdResult<Vec<Option<SealedHeader>>>> + Send {
+        self.0.get_headers(s)
+    }
+    fn get_transaction(
+        &self,
+        s: TransactionSpecifier,
+    ) -> impl Future<Output = ColdResult<Option<Confirmed<RecoveredTx>>>> + Send {
+        self.0.get_transaction(s)
+    }
+    fn get_transactions_in_block(
+        &self,
+        b: u64,
+    ) -> impl Future<Output = ColdResult<Vec<RecoveredTx>>> + Send {
+        self.0.get_transactions_in_block(b)
+    }
+    fn get_transaction_count(&self, b: u64) -> impl Future<Output = ColdResult<u64>> + Send {
+        self.0.get_transaction_count(b)
+    }
+    fn get_receipt(
+        &self,
+        s: ReceiptSpecifier,
+    ) -> impl Future<Output = ColdResult<Option<ColdReceipt>>> + Send {
+        self.0.get_receipt(s)
+    }
+    fn get_receipts_in_block(
+        &self,
+        b: u64,
+    ) -> impl Future<Output = ColdResult<Vec<ColdReceipt>>> + Send {
+        self.0.get_receipts_in_block(b)
+    }
+    fn get_signet_events(
+        &self,
+        s: SignetEventsSpecifier,
+    ) -> impl Future<Output = ColdResult<Vec<DbSignetEvent>>> + Send {
+        self.0.get_signet_events(s)
+    }
+    fn get_zenith_header(
+        &self,
+        s: ZenithHeaderSpecifier,
+    ) -> impl Future<Output = ColdResult<Option<DbZenithHeader>>> + Send {
+        self.0.get_zenith_header(s)
+    }
+    fn get_zenith_headers(
+        &self,
+        s: ZenithHeaderSpecifier,
+    ) -> impl Future<Output = ColdResult<Vec<DbZenithHeader>>> + Send {
+        self.0.get_zenith_headers(s)
+    }
+    fn get_latest_block(&self) -> impl Future<Output = ColdResult<Option<u64>>> + Send {
+        self.0.get_latest_block()
+    }
+    fn get_logs(
+        &self,
+        f: &Filter,
+        m: usize,
+    ) -> impl Future<Output = ColdResult<Vec<RpcLog>>> + Send {
+        self.0.get_logs(f, m)
+    }
+    fn produce_log_stream(&self, f: &Filter, p: StreamParams) -> impl Future<Output = ()> + Send {
+        self.0.produce_log_stream(f, p)
+    }
+}
+
+impl ColdStorageWrite for ForgetsTruncates {
+    fn append_block(&self, d: BlockData) -> impl Future<Output = ColdResult<()>> + Send {
+        self.0.append_block(d)
+    }
+    fn append_blocks(&self, d: Vec<BlockData>) -> impl Future<Output = ColdResult<()>> + Send {
+        self.0.append_blocks(d)
+    }
+    async fn truncate_above(&self, _block: u64) -> ColdResult<()> {
+        Ok(())
+    }
+}
+
+impl ColdStorageBackend for ForgetsTruncates {}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn soak_catches_a_backend_that_forgets_truncates() {
+    let report =
+        run_on(ForgetsTruncates(MemColdBackend::new()), "forgetful".into(), short()).await.unwrap();
+    println!("{report}");
+    assert!(!report.passed());
+    assert!(report.stale_reads + report.wrong_answers + report.missing_blocks > 0);
+}
+
+#[test]
+fn backend_flag_parses_and_redacts() {
+    assert_eq!("mem".parse::<BackendSpec>().unwrap(), BackendSpec::Mem);
+    assert_eq!(
+        "sqlite:/tmp/x.db".parse::<BackendSpec>().unwrap(),
+        BackendSpec::Sqlite("/tmp/x.db".into())
+    );
+    let pg: BackendSpec = "postgres://app:hunter2@db:5432/cold?sslmode=disable".parse().unwrap();
+    assert_eq!(pg.to_string(), "postgres://app:***@db:5432/cold?sslmode=disable");
+    assert!(!format!("{pg:?}").contains("hunter2"));
+    assert_eq!(redact("postgres://app@db/cold"), "postgres://app@db/cold");
+    let err = "mysql://root:secret@h/db".parse::<BackendSpec>().unwrap_err().to_string();
+    assert!(!err.contains("secret"), "{err}");
+    assert!("sqlite:".parse::<BackendSpec>().is_err());
+}
+
+#[cfg(not(feature = "postgres"))]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_backend_needs_the_feature() {
+    let config =
+        SoakConfig { backend: Some("postgres://u:pw@127.0.0.1:1/x".parse().unwrap()), ..short() };
+    let err = run(config).await.unwrap_err().to_string();
+    assert!(err.contains("postgres") && !err.contains("pw@"), "{err}");
+}
+
+#[cfg(feature = "postgres")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unreachable_postgres_is_a_one_line_error() {
+    // Port 1 on loopback: nothing listens there.
+    let config =
+        SoakConfig { backend: Some("postgres://u:pw@127.0.0.1:1/x".parse().unwrap()), ..short() };
+    let err = run(config).await.unwrap_err().to_string();
+    assert!(!err.contains("pw@") && !err.contains('\n'), "{err}");
+}
