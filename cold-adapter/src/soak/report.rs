@@ -105,13 +105,13 @@ impl fmt::Display for SoakReport {
         writeln!(f)?;
         writeln!(
             f,
-            "  {:<28} {:>9} {:>7} {:>9} {:>9} {:>9}",
+            "  {:<32} {:>9} {:>7} {:>9} {:>9} {:>9}",
             "operation", "count", "errors", "p50 ms", "p99 ms", "max ms"
         )?;
         for (op, s) in &self.ops {
             writeln!(
                 f,
-                "  {:<28} {:>9} {:>7} {:>9.3} {:>9.3} {:>9.3}",
+                "  {:<32} {:>9} {:>7} {:>9.3} {:>9.3} {:>9.3}",
                 op, s.count, s.errors, s.p50_ms, s.p99_ms, s.max_ms
             )?;
         }
