@@ -69,11 +69,14 @@ pub const MAX_OPS: usize = 64;
 /// Every call must resolve within this (real time); longer is a hang.
 pub const HANG: Duration = Duration::from_secs(10);
 
-/// Past this many maybe writes pending (or this many candidates), the driver
-/// settles: an awaited empty append and a read of every header.
+/// Past this many maybe writes pending (or [`MAX_PENDING`] pending writes, or
+/// [`MAX_CANDIDATES`] candidates), the driver settles: an awaited empty
+/// append and a read of every header. This bounds the model's work per step.
 pub const MAX_MAYBE: usize = 4;
 /// See [`MAX_MAYBE`].
-pub const MAX_CANDIDATES: usize = 256;
+pub const MAX_PENDING: usize = 12;
+/// See [`MAX_MAYBE`].
+pub const MAX_CANDIDATES: usize = 64;
 
 /// Most transactions in a generated block.
 pub const MAX_TXS: u64 = 3;
@@ -307,8 +310,20 @@ pub fn encode(setup: Setup, ops: &[Op]) -> Vec<u8> {
 /// Identifies one built block (and so its header and transaction hashes).
 pub type Tag = u32;
 
-/// A backend state as the model sees it: block number to tag.
-pub type Chain = BTreeMap<u64, Tag>;
+/// A backend state as the model sees it: (block number, tag), ascending.
+/// (A sorted vector: appends always go above every possible tip, and it is
+/// much cheaper to clone and compare than a map.)
+pub type Chain = Vec<(u64, Tag)>;
+
+/// The tag of block `n` in `chain`.
+fn tag_at(chain: &Chain, n: u64) -> Option<Tag> {
+    chain.binary_search_by_key(&n, |&(m, _)| m).ok().map(|i| chain[i].1)
+}
+
+/// The highest block of `chain`.
+fn tip(chain: &Chain) -> Option<u64> {
+    chain.last().map(|&(n, _)| n)
+}
 
 /// What the model remembers of a block it built.
 #[derive(Debug, Clone)]
@@ -465,8 +480,9 @@ impl_reads!(cold_adapter::ColdStorageReadHandle);
 
 /// What `q` returns on `chain`, given every block built so far.
 fn expect(built: &[Built], chain: &Chain, q: &Query) -> Obs {
-    let live = |b: &Built| chain.get(&b.number).is_some_and(|&t| built[t as usize].hash == b.hash);
-    let at = |n: u64| chain.get(&n).map(|&t| &built[t as usize]);
+    let live =
+        |b: &Built| tag_at(chain, b.number).is_some_and(|t| built[t as usize].hash == b.hash);
+    let at = |n: u64| tag_at(chain, n).map(|t| &built[t as usize]);
     let by_hash = |h: &B256| built.iter().find(|b| b.hash == *h).filter(|b| live(b));
     let by_tx = |h: &B256| {
         built.iter().filter(|b| live(b)).find_map(|b| {
@@ -485,7 +501,7 @@ fn expect(built: &[Built], chain: &Chain, q: &Query) -> Obs {
     match q {
         Query::HeaderByNumber(n) => Obs::Header(header(at(*n))),
         Query::HeaderByHash(h) => Obs::Header(header(by_hash(h))),
-        Query::Latest => Obs::Latest(chain.keys().next_back().copied()),
+        Query::Latest => Obs::Latest(tip(chain)),
         Query::TxCount(n) => Obs::Count(at(*n).map_or(0, |b| b.txs.len() as u64)),
         Query::TxByBlockIndex(n, i) | Query::ReceiptByBlockIndex(n, i) => Obs::Tx(tx(at(*n), *i)),
         Query::TxByHash(h) | Query::ReceiptByTxHash(h) => Obs::Tx(by_tx(h)),
@@ -506,9 +522,9 @@ fn expect(built: &[Built], chain: &Chain, q: &Query) -> Obs {
 
 /// The receipts `drain_above(k)` returns on `chain`.
 fn drained(built: &[Built], chain: &Chain, k: u64) -> Vec<Vec<TxKey>> {
-    chain
-        .range(k + 1..)
-        .map(|(&n, _)| match expect(built, chain, &Query::ReceiptsInBlock(n)) {
+    chain[chain.partition_point(|&(n, _)| n <= k)..]
+        .iter()
+        .map(|&(n, _)| match expect(built, chain, &Query::ReceiptsInBlock(n)) {
             Obs::Txs(v) => v,
             other => unreachable!("{other:?}"),
         })
@@ -527,9 +543,16 @@ enum Effect {
 
 fn apply(chain: &mut Chain, effect: &Effect) {
     match effect {
-        Effect::Append(blocks) => chain.extend(blocks.iter().copied()),
+        Effect::Append(blocks) => {
+            for &(n, t) in blocks {
+                // The driver numbers appends above every reachable tip.
+                assert!(tip(chain).is_none_or(|top| top < n), "model: append {n} on {chain:?}");
+                chain.push((n, t));
+            }
+        }
         Effect::Truncate(k) => {
-            chain.split_off(&(k + 1));
+            let keep = chain.partition_point(|&(n, _)| n <= *k);
+            chain.truncate(keep);
         }
     }
 }
@@ -581,7 +604,18 @@ impl Model {
             return false;
         }
         self.cands = kept;
+        self.compact();
         true
+    }
+
+    /// Forgets the pending writes every candidate has applied.
+    fn compact(&mut self) {
+        let done = self.cands.iter().map(|(_, p)| *p).min().unwrap_or(0);
+        if done > 0 {
+            self.pending.drain(..done);
+            self.cands =
+                std::mem::take(&mut self.cands).into_iter().map(|(c, p)| (c, p - done)).collect();
+        }
     }
 
     fn push(&mut self, effect: Effect, maybe: bool) {
@@ -613,7 +647,7 @@ impl Model {
 
     /// One past the highest block any reachable state may hold.
     fn next_number(&self) -> u64 {
-        let top = self.extensions().iter().filter_map(|(c, _)| c.keys().next_back().copied()).max();
+        let top = self.extensions().iter().filter_map(|(c, _)| tip(c)).max();
         top.map_or(1, |t| t + 1)
     }
 
@@ -880,7 +914,9 @@ impl Case<'_> {
             }
         }
         if !self.shut
-            && (self.model.maybes() > MAX_MAYBE || self.model.cands.len() > MAX_CANDIDATES)
+            && (self.model.maybes() > MAX_MAYBE
+                || self.model.pending.len() > MAX_PENDING
+                || self.model.cands.len() > MAX_CANDIDATES)
         {
             self.log.push("(settle)".into());
             self.settle();
@@ -1009,12 +1045,12 @@ fn run_on(rt: &Runtime, setup: Setup, ops: &[Op]) {
             if let Some(h) =
                 backend.get_header(HeaderSpecifier::Number(n)).await.expect("mem reads")
             {
-                last.insert(n, hashes.get(&h.hash()).copied().unwrap_or(Tag::MAX));
+                last.push((n, hashes.get(&h.hash()).copied().unwrap_or(Tag::MAX)));
             }
         }
         backend.get_latest_block().await.expect("mem reads")
     });
-    if latest != last.keys().next_back().copied() {
+    if latest != tip(&last) {
         case.fail(&format!("final latest {latest:?} but headers {last:?}"));
     }
     if !case.model.observe(|c| *c == last) {
