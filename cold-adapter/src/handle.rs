@@ -117,7 +117,9 @@ impl ColdStorageHandle {
     /// Queues an append of `data` without waiting; never blocks.
     ///
     /// The write runs later, in order with every other write; its result
-    /// is only logged (and counted in metrics).
+    /// is only logged (and counted in metrics). `Ok` is an acknowledgement:
+    /// a dispatched write still queued at shutdown runs before
+    /// [`ColdStorageTask::run`](crate::ColdStorageTask::run) returns.
     ///
     /// # Errors
     ///

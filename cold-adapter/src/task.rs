@@ -120,9 +120,11 @@ impl<B: ColdStorageBackend> ColdStorageTask<B> {
     /// Shutdown starts when the cancellation token fires or the last handle
     /// is dropped. From then on, waiting and new reads, writes, streams and
     /// the drain the writer may be waiting for fail with
-    /// [`ColdStorageError::TaskTerminated`], as do writes still queued. The
+    /// [`ColdStorageError::TaskTerminated`], as do awaited writes still
+    /// queued. Writes queued through `dispatch_*` were acknowledged, so they
+    /// still run, in order, once the reads in flight have finished. The
     /// write that is running finishes and gets its result. `run` returns
-    /// once that write, every read holding a permit and every stream
+    /// once those writes, every read holding a permit and every stream
     /// producer have finished.
     ///
     /// # Cancel safety
@@ -139,13 +141,23 @@ impl<B: ColdStorageBackend> ColdStorageTask<B> {
         };
         tokio::join!(close_on_shutdown, write_loop(&shared, &*backend, &mut queue));
 
-        // Writes still queued are answered with TaskTerminated by dropping
-        // their reply senders.
+        // Awaited writes still queued fail now with TaskTerminated (their
+        // reply senders drop); their callers never got an answer. Dispatched
+        // writes were acknowledged when `dispatch_*` returned `Ok`, so they
+        // are not lost: they run, in order, once no read is in flight (the
+        // gate is closed, so none can start).
         queue.close();
-        while queue.try_recv().is_ok() {}
-        metrics::write_queue_depth(0);
-
+        let mut acknowledged = Vec::new();
+        while let Ok(request) = queue.try_recv() {
+            if request.reply.is_none() {
+                acknowledged.push(request);
+            }
+        }
         shared.gate.closed_and_idle().await;
+        for request in acknowledged {
+            execute(&shared, &*backend, request).await;
+        }
+        metrics::write_queue_depth(0);
         shared.stream_tasks.wait().await;
         tracing::debug!("cold storage task stopped");
         drop(closer);
