@@ -229,9 +229,14 @@ async fn acquire_drain(shared: &Shared) -> Option<OwnedDrainGuard> {
 async fn execute<B: ColdStorageBackend>(shared: &Shared, backend: &B, request: WriteRequest) {
     let WriteRequest { op, reply } = request;
     let name = op.name();
-    let evict_above = match op {
-        WriteOp::TruncateAbove(block) | WriteOp::DrainAbove(block) => Some(block),
-        WriteOp::AppendBlock(_) | WriteOp::AppendBlocks(_) => None,
+    let evict_above = match &op {
+        WriteOp::TruncateAbove(block) | WriteOp::DrainAbove(block) => Some(*block),
+        // A backend that overwrites an existing number (MemColdBackend does)
+        // would otherwise leave the old block cached under that number.
+        WriteOp::AppendBlock(block) => Some(block.block_number().saturating_sub(1)),
+        WriteOp::AppendBlocks(blocks) => {
+            blocks.iter().map(|b| b.block_number().saturating_sub(1)).min()
+        }
     };
     let started = Instant::now();
     let outcome = AssertUnwindSafe(run_op(backend, op)).catch_unwind().await;
@@ -239,6 +244,7 @@ async fn execute<B: ColdStorageBackend>(shared: &Shared, backend: &B, request: W
         Err(ColdStorageError::backend(BackendPanicked::from_payload(name, &*payload)))
     });
     // Evict even on failure: the backend state above `block` is in doubt.
+    // (Appends usually evict nothing: nothing above the tip is cached.)
     // This happens under the drain, before any later read can start.
     if let Some(block) = evict_above {
         shared.cache.invalidate_above(block);

@@ -269,3 +269,21 @@ async fn acknowledged_dispatches_survive_shutdown() {
         );
     }
 }
+
+/// A backend that overwrites an existing block number (MemColdBackend does)
+/// must not leave the old header cached under that number.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reappending_a_number_evicts_its_cached_header() {
+    let cancel = CancellationToken::new();
+    let handle = ColdStorageTask::spawn(MemColdBackend::new(), cancel.clone());
+    handle.append_blocks(chain(5)).await.unwrap();
+    let old = handle.get_header_by_number(3).await.unwrap().unwrap(); // now cached
+    let other_branch =
+        cold_adapter::soak::chain::ChainSpec::with_seed(7).blocks(3, 3, 1, Default::default());
+    let new_hash = other_branch[0].header.hash();
+    assert_ne!(old.hash(), new_hash);
+    handle.append_blocks(other_branch).await.unwrap();
+    let now = handle.get_header_by_number(3).await.unwrap().unwrap();
+    assert_eq!(now.hash(), new_hash, "stale cached header after re-append");
+    cancel.cancel();
+}
