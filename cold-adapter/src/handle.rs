@@ -66,8 +66,11 @@ impl ColdStorageHandle {
     /// Appends one block and waits until it is committed.
     ///
     /// The write waits for a queue slot, then for its turn and a drain: no
-    /// backend read is in flight while it commits. Block numbers must rise;
-    /// the backend rejects anything else.
+    /// backend read is in flight while it commits. The adapter does not
+    /// check block order: what an out-of-order or repeated number does is
+    /// the backend's (the SQL backends reject a repeated number;
+    /// `MemColdBackend` overwrites it). Cached entries from the block's
+    /// number up are evicted either way.
     ///
     #[doc = write_errors!()]
     ///

@@ -85,6 +85,16 @@ pub const MAX_CAP: usize = raw::MAX_CAP;
 ///   that has to queue gives its unit back. Outside a tokio runtime this
 ///   costs one thread-local read and never yields.
 ///
+/// So polling a request once (`now_or_never`, a `poll_ready` shortcut) may
+/// return `Pending` even on an idle gate; use [`try_acquire`](Self::try_acquire)
+/// and [`try_drain`](Self::try_drain) to take without waiting.
+///
+/// # Panics
+///
+/// Like most futures, a request future that resolved `Ok` panics if polled
+/// again (the grant now belongs to the permit or guard it returned). One
+/// that resolved `Err(Closed)` returns the error again.
+///
 /// # Examples
 ///
 /// The drain-before-write pattern: reads run concurrently, each write runs
