@@ -4,6 +4,7 @@
 //! (model sanity cases and regressions). The decoder, model and checker are
 //! in `tests/model/mod.rs`, shared with the fuzz target.
 
+mod common;
 mod model;
 
 use std::path::Path;
@@ -241,6 +242,65 @@ fn reads_after_shutdown_fail_even_when_cached() {
             matches!(cached, Err(ColdStorageError::TaskTerminated)),
             "a cached read after shutdown returned {:?}",
             cached.map(|h| h.map(|h| h.number))
+        );
+    });
+}
+
+/// Bug (found by `cold_ops`, not fixed yet): an acknowledged dispatch is lost
+/// at shutdown when the writer has already taken it from the queue and is
+/// waiting for its drain. `write_loop` returns on `acquire_drain` → `None`
+/// (the gate closed) and drops the request it holds, while `run` then
+/// executes the dispatches still queued behind it: the later write lands,
+/// the earlier acknowledged one never does (lost, and the order broken).
+///
+/// Expected: blocks 1 and 2 both stored. Observed: only block 2.
+///
+/// The fuzzer's input (multi-thread runtime, so it reproduces only
+/// sometimes) dispatched appends of blocks 9-10 … 21-22 into a 4-slot queue,
+/// then shut down: blocks 15-16 (acknowledged) were missing from the final
+/// state while 17-22 were present.
+#[test]
+fn acknowledged_dispatch_waiting_for_its_drain_survives_shutdown() {
+    use cold_adapter::{ColdStorageConfig, ColdStorageTask};
+    use signet_cold::{
+        ColdStorageRead, HeaderSpecifier, conformance::make_test_block, mem::MemColdBackend,
+    };
+    use tokio_util::sync::CancellationToken;
+
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    rt.block_on(async {
+        let mem = MemColdBackend::new();
+        let backend = common::ParkedBackend::closed(mem.clone());
+        let cancel = CancellationToken::new();
+        let config = ColdStorageConfig::default().with_drain_deadline(None);
+        let (task, handle) = ColdStorageTask::with_config(backend.clone(), cancel.clone(), config);
+        let task = tokio::spawn(task.run());
+
+        // A read holds its permit, so the writer's next drain has to wait.
+        let reader = handle.clone();
+        let read = tokio::spawn(async move { reader.get_latest_block().await });
+        backend.wait_parked(1).await;
+
+        // Acknowledged; the writer takes it from the queue and waits for the
+        // drain. A second acknowledged dispatch queues behind it.
+        handle.dispatch_append_blocks(vec![make_test_block(1)]).unwrap();
+        common::until("the writer's drain to wait", || handle.health().drain_waiting.is_some())
+            .await;
+        handle.dispatch_append_blocks(vec![make_test_block(2)]).unwrap();
+
+        cancel.cancel();
+        backend.release_all();
+        common::guard("run() after cancel", task).await.unwrap();
+        let _ = read.await.unwrap();
+
+        let stored = |n| {
+            let mem = mem.clone();
+            async move { mem.get_header(HeaderSpecifier::Number(n)).await.unwrap().is_some() }
+        };
+        let (one, two) = (stored(1).await, stored(2).await);
+        assert!(
+            one && two,
+            "both dispatches were acknowledged; stored: block 1 {one}, block 2 {two}"
         );
     });
 }
