@@ -139,7 +139,8 @@ impl<B: ColdStorageBackend> ColdStorageTask<B> {
             shared.shutdown.cancelled().await;
             shared.close();
         };
-        tokio::join!(close_on_shutdown, write_loop(&shared, &*backend, &mut queue));
+        let ((), held) =
+            tokio::join!(close_on_shutdown, write_loop(&shared, &*backend, &mut queue));
 
         // Awaited writes still queued fail now with TaskTerminated (their
         // reply senders drop); their callers never got an answer. Dispatched
@@ -147,7 +148,9 @@ impl<B: ColdStorageBackend> ColdStorageTask<B> {
         // are not lost: they run, in order, once no read is in flight (the
         // gate is closed, so none can start).
         queue.close();
-        let mut acknowledged = Vec::new();
+        // The write the writer held while its drain failed comes first.
+        let mut acknowledged: Vec<WriteRequest> =
+            held.into_iter().filter(|request| request.reply.is_none()).collect();
         while let Ok(request) = queue.try_recv() {
             if request.reply.is_none() {
                 acknowledged.push(request);
@@ -165,22 +168,25 @@ impl<B: ColdStorageBackend> ColdStorageTask<B> {
 }
 
 /// Runs writes in arrival order until shutdown; queued writes share a drain.
+///
+/// Returns the write it had taken off the queue when shutdown failed its
+/// drain, so that `run` can still honour it if it was acknowledged.
 async fn write_loop<B: ColdStorageBackend>(
     shared: &Shared,
     backend: &B,
     queue: &mut mpsc::Receiver<WriteRequest>,
-) {
+) -> Option<WriteRequest> {
     loop {
         let first = tokio::select! {
             biased;
-            () = shared.shutdown.cancelled() => return,
+            () = shared.shutdown.cancelled() => return None,
             next = queue.recv() => match next {
                 Some(request) => request,
-                None => return,
+                None => return None,
             },
         };
         let Some(drain) = acquire_drain(shared).await else {
-            return;
+            return Some(first);
         };
         execute(shared, backend, first).await;
         let mut ran = 1;
