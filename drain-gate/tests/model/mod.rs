@@ -36,11 +36,8 @@
 
 use std::collections::VecDeque;
 use std::fmt::Write as _;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::task::{Context, Poll, Wake, Waker};
+use std::task::Poll;
 
 use drain_gate::{
     Acquire, AcquireOwned, Closed, ClosedAndIdle, Drain, DrainGate, DrainGuard, DrainOwned,
@@ -184,38 +181,11 @@ pub fn run_ops(cap: usize, ops: &[Op]) {
 
 // ----- counting wakers ------------------------------------------------------
 
-struct Count(AtomicUsize);
-
-impl Wake for Count {
-    fn wake(self: Arc<Self>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-    fn wake_by_ref(self: &Arc<Self>) {
-        self.0.fetch_add(1, Ordering::SeqCst);
-    }
-}
-
-/// A waker that counts its wake-ups.
-struct Probe {
-    count: Arc<Count>,
-    waker: Waker,
-}
-
-impl Probe {
-    fn new() -> Self {
-        let count = Arc::new(Count(AtomicUsize::new(0)));
-        let waker = Waker::from(count.clone());
-        Probe { count, waker }
-    }
-
-    fn wakes(&self) -> usize {
-        self.count.0.load(Ordering::SeqCst)
-    }
-
-    fn poll<F: Future + Unpin>(&self, fut: &mut F) -> Poll<F::Output> {
-        Pin::new(fut).poll(&mut Context::from_waker(&self.waker))
-    }
-}
+// The same hand-polling helpers as the other drain-gate tests; a relative
+// `#[path]` so the fuzz target, which includes this file by path, finds it too.
+#[path = "../support/mod.rs"]
+mod support;
+use support::Probe;
 
 // ----- the real objects -----------------------------------------------------
 
