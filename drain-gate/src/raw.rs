@@ -318,11 +318,11 @@ impl RawGate {
     /// One read permit if one is free and nobody is queued.
     #[inline]
     pub(crate) fn try_acquire(&self) -> Result<(), TryFail> {
-        let mut state = self.state.load(Ordering::Relaxed);
+        // First guess: an idle gate. A CAS that misses returns the real state,
+        // so no load is needed first; under contention that saves fetching
+        // the cache line shared for the load and again exclusive for the CAS.
+        let mut state = 0;
         loop {
-            if state >= self.cap {
-                return Err(if state & CLOSED != 0 { TryFail::Closed } else { TryFail::Busy });
-            }
             match self.state.compare_exchange_weak(
                 state,
                 state + 1,
@@ -331,6 +331,9 @@ impl RawGate {
             ) {
                 Ok(_) => return Ok(()),
                 Err(actual) => state = actual,
+            }
+            if state >= self.cap {
+                return Err(if state & CLOSED != 0 { TryFail::Closed } else { TryFail::Busy });
             }
         }
     }
