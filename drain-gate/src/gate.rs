@@ -39,20 +39,24 @@ pub const MAX_CAP: usize = raw::MAX_CAP;
 /// joins the queue:
 ///
 /// 1. A read request joins at the back.
-/// 2. A drain request joins behind every drain already queued and every
-///    reader queued behind a queued or held drain; it goes *ahead* of readers
-///    that were only waiting for a free permit. With no drain queued or held,
-///    that is the front of the queue.
+/// 2. A drain request joins behind every drain already queued and behind the
+///    *batch* the last of them admits when its guard drops: the first `cap`
+///    readers queued after it. With no drain queued but one held, the batch
+///    is the first `cap` readers of the queue; with no drain queued or held,
+///    the drain goes to the front (the readers in flight are the batch).
+///    Either way it goes *ahead* of every other queued reader.
 ///
 /// Hence:
 ///
-/// * a drain waits only for the readers admitted before it (and for the
-///   drains requested before it, each with the readers queued behind it),
-///   never for readers still queued: **writers never starve**, and a write
-///   under a read flood waits for at most `cap` reads;
-/// * readers requested after a drain wait behind it, and are admitted (up to
-///   `cap`) when its guard drops, before any drain requested after them; a
-///   reader is overtaken by at most one drain: **readers never starve**;
+/// * a drain waits for the readers in flight and, for each drain requested
+///   before it, that drain and its batch of at most `cap` readers; never for
+///   the rest of the readers queued: **writers never starve**, and one write
+///   after another under a read flood each waits for about `cap` reads, not
+///   for the backlog;
+/// * every drain's release admits its batch, up to `cap` queued readers in
+///   request order, before the next drain is granted, so a reader with `k`
+///   readers queued ahead of it is overtaken by at most `k / cap + 1`
+///   drains: **readers never starve**;
 /// * drains are served in request order;
 /// * the non-waiting [`try_acquire`](Self::try_acquire) and
 ///   [`try_drain`](Self::try_drain) never overtake a queued request: they

@@ -26,12 +26,13 @@
 //! # Fairness
 //!
 //! Requests that must wait are served from the front of one queue, readers
-//! and drains together. A drain waits only for the readers admitted before
-//! it, going ahead of readers that were only waiting for a free permit, so a
-//! write under a read flood waits for at most `cap` reads; readers queued
-//! behind a drain go before any later drain, so a reader is overtaken by at
-//! most one drain; drains are served in request order; a non-waiting `try_*`
-//! never overtakes a queued request. The exact rule is on
+//! and drains together. A drain goes ahead of readers that only wait for a
+//! free permit, behind the drains already queued and one *batch* of up to
+//! `cap` readers each of them admits; so a write under a read flood waits for
+//! the reads in flight and at most one batch per drain ahead of it, never for
+//! the whole backlog, and a reader is overtaken by at most one drain per
+//! `cap` readers queued ahead of it. Drains are served in request order; a
+//! non-waiting `try_*` never overtakes a queued request. The exact rule is on
 //! [`DrainGate`](DrainGate#fairness).
 //!
 //! # Cancel safety

@@ -10,8 +10,8 @@
 //!   compare-and-swap on it and a release one `fetch_sub`: no lock.
 //! * The **waiter queue** (behind a mutex) holds every read and drain
 //!   request that could not be granted at once, in the order they will be
-//!   served: readers in request order, each drain placed behind the *fence*
-//!   (see `Waiters::push`). While it is non-empty the `QUEUED` bit is set,
+//!   served: readers in request order, each drain placed behind the drains
+//!   already queued and one batch of readers (see `Waiters::push`). While it is non-empty the `QUEUED` bit is set,
 //!   which fails every fast-path acquire, so nobody can overtake a waiter.
 //! * Grants to queued waiters are made only under the mutex, by whoever
 //!   changed something that may let the queue move (a release, a cancelled
@@ -121,10 +121,9 @@ struct Waiters {
     watch: List,
     /// Drains in `queue`; `DRAIN_PENDING` mirrors `drains_queued > 0`.
     drains_queued: usize,
-    /// The last slot of the queue's prefix that a new drain must queue
-    /// behind (drains, and readers queued behind a drain); `NIL` when a new
-    /// drain goes to the front.
-    fence: usize,
+    /// The last drain in `queue` (`NIL` when none is queued). Only readers
+    /// follow it.
+    last_drain: usize,
 }
 
 impl Waiters {
@@ -136,7 +135,7 @@ impl Waiters {
             idle: List::EMPTY,
             watch: List::EMPTY,
             drains_queued: 0,
-            fence: NIL,
+            last_drain: NIL,
         }
     }
 
@@ -150,13 +149,36 @@ impl Waiters {
 
     /// Allocates a slot and links it into its kind's list.
     ///
-    /// Watchers and readers go to the back. A drain goes right behind the
-    /// fence: ahead of readers that were only waiting for capacity, behind
-    /// every drain already queued and the readers queued behind those (see
-    /// the fairness rule on `DrainGate`). `drain_ahead` says whether a drain
-    /// is queued or held, so that a reader queued now is behind one.
-    fn push(&mut self, kind: Kind, waker: Waker, drain_ahead: bool) -> usize {
-        let after = if kind == Kind::Drain { self.fence } else { self.list(kind).tail };
+    /// Watchers and readers go to the back. A drain goes behind every drain
+    /// already queued and behind the *batch* the last of them will admit:
+    /// the first `cap` readers queued after it. With no drain queued but one
+    /// held (`drain_held`), the batch is the first `cap` readers of the
+    /// queue, which that guard's release admits; with neither, the drain
+    /// goes to the front, ahead of readers that only wait for capacity (the
+    /// batch is the readers in flight). See the fairness rule on
+    /// `DrainGate`. The walk is over at most `cap` slots.
+    fn push(&mut self, kind: Kind, waker: Waker, drain_held: bool, cap: usize) -> usize {
+        let after = match kind {
+            Kind::Drain => {
+                let (mut after, batch) = if self.last_drain != NIL {
+                    (self.last_drain, cap)
+                } else if drain_held {
+                    (NIL, cap)
+                } else {
+                    (NIL, 0)
+                };
+                // Everything after the last drain is a reader.
+                for _ in 0..batch {
+                    let next = if after == NIL { self.queue.head } else { self.slots[after].next };
+                    if next == NIL {
+                        break;
+                    }
+                    after = next;
+                }
+                after
+            }
+            _ => self.list(kind).tail,
+        };
         let before = if after == NIL { self.list(kind).head } else { self.slots[after].next };
         let slot =
             Slot { kind, status: Status::Linked, waker: Some(waker), prev: after, next: before };
@@ -180,15 +202,10 @@ impl Waiters {
             self.slots[before].prev = idx;
         }
         self.list(kind).len += 1;
-        match kind {
-            Kind::Drain => {
-                self.drains_queued += 1;
-                // Everyone queued now is behind this drain: no later drain
-                // may overtake them.
-                self.fence = self.queue.tail;
-            }
-            Kind::Read if drain_ahead || self.drains_queued > 0 => self.fence = idx,
-            _ => {}
+        if kind == Kind::Drain {
+            self.drains_queued += 1;
+            // Drains keep request order, so the newest is the last.
+            self.last_drain = idx;
         }
         idx
     }
@@ -210,10 +227,15 @@ impl Waiters {
         self.list(kind).len -= 1;
         if kind == Kind::Drain {
             self.drains_queued -= 1;
-        }
-        if self.fence == idx {
-            // The fenced slots form a prefix of the queue.
-            self.fence = prev;
+            if self.last_drain == idx {
+                // Granted from the front, `prev` is NIL at once; only a
+                // cancelled drain walks back to the one before it.
+                let mut p = prev;
+                while p != NIL && self.slots[p].kind != Kind::Drain {
+                    p = self.slots[p].prev;
+                }
+                self.last_drain = p;
+            }
         }
         let slot = &mut self.slots[idx];
         slot.status = status;
@@ -510,7 +532,7 @@ impl RawGate {
                 Err(actual) => state = actual,
             }
         }
-        let idx = waiters.push(kind, cx.waker().clone(), state & DRAIN_HELD != 0);
+        let idx = waiters.push(kind, cx.waker().clone(), state & DRAIN_HELD != 0, self.cap);
         self.queued.store(waiters.queue.len, Ordering::Relaxed);
         *wait = Wait::Queued(idx);
         if kind == Kind::Drain && waiters.watch.len != 0 {
@@ -602,7 +624,7 @@ impl RawGate {
                     *wait = Wait::Done;
                     return Poll::Ready(());
                 }
-                *wait = Wait::Queued(waiters.push(kind, cx.waker().clone(), false));
+                *wait = Wait::Queued(waiters.push(kind, cx.waker().clone(), false, self.cap));
                 Poll::Pending
             }
             Wait::Queued(idx) => {

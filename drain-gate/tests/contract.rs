@@ -567,7 +567,7 @@ fn c_drain_waits_for_admitted_readers_not_for_readers_queued_for_capacity() {
 }
 
 #[test]
-fn c_a_reader_is_overtaken_by_at_most_one_drain() {
+fn c_a_held_drain_admits_the_reader_it_overtook_before_a_later_drain() {
     let gate = DrainGate::new(1);
     let r0 = gate.try_acquire().unwrap();
     let mut r1 = gate.acquire();
@@ -580,7 +580,7 @@ fn c_a_reader_is_overtaken_by_at_most_one_drain() {
     let p2 = pending(&mut d2);
 
     drop(g1);
-    assert!(p1.woken() && !p2.woken(), "R1 goes before D2, requested after it");
+    assert!(p1.woken() && !p2.woken(), "R1 is D1's batch: it goes before D2");
     let r1 = ready(&mut r1).unwrap();
     drop(r1);
     assert!(p2.woken());
@@ -588,29 +588,62 @@ fn c_a_reader_is_overtaken_by_at_most_one_drain() {
 }
 
 #[test]
-fn c_readers_behind_a_drain_stay_ahead_of_later_drains_past_the_cap() {
+fn c_each_drain_lets_one_batch_of_cap_readers_ahead_of_the_next() {
     let gate = DrainGate::new(2);
     let r0 = gate.try_acquire().unwrap();
     let mut d1 = gate.drain();
     pending(&mut d1);
     let mut behind: Vec<_> = (0..3).map(|_| gate.acquire()).collect();
-    behind.iter_mut().for_each(|r| drop(pending(r)));
+    let probes: Vec<_> = behind.iter_mut().map(|r| pending(r)).collect();
+    // D2 queues behind D1 and D1's batch: the first two readers behind it.
     let mut d2 = gate.drain();
-    pending(&mut d2);
+    let p2 = pending(&mut d2);
 
     drop(r0);
     drop(ready(&mut d1).unwrap());
-    // Two of the three readers behind D1 fit under the cap.
-    let first: Vec<_> = behind[..2].iter_mut().map(|r| ready(r).unwrap()).collect();
+    assert!(probes[0].woken() && probes[1].woken(), "D1's batch is admitted");
+    assert!(!probes[2].woken() && !p2.woken(), "the third reader is behind D2");
+    let batch: Vec<_> = behind[..2].iter_mut().map(|r| ready(r).unwrap()).collect();
+    // D3, requested while D2 is queued, goes behind D2's batch: the third reader.
     let mut d3 = gate.drain();
-    pending(&mut d3);
-    drop(first);
-    // The third reader behind D1 still goes before D2 and D3.
-    let third = ready(&mut behind[2]).unwrap();
-    assert!(Probe::new().poll(&mut d2).is_pending());
-    drop(third);
+    let p3 = pending(&mut d3);
+    drop(batch);
+    assert!(p2.woken() && !probes[2].woken());
     let g2 = ready(&mut d2).unwrap();
-    assert!(Probe::new().poll(&mut d3).is_pending());
     drop(g2);
+    assert!(probes[2].woken() && !p3.woken(), "D2's batch goes before D3");
+    let third = ready(&mut behind[2]).unwrap();
+    drop(third);
+    assert!(p3.woken());
     let _g3 = ready(&mut d3).unwrap();
+}
+
+/// Found by the cold-task benches: one write after another under a reader
+/// flood waited for the whole reader backlog each time, because every
+/// reader a drain had overtaken was fenced against all later drains.
+#[test]
+fn c_drains_under_a_reader_backlog_wait_for_one_batch_not_the_backlog() {
+    const CAP: usize = 2;
+    let gate = DrainGate::new(CAP);
+    let mut in_flight: Vec<_> = (0..CAP).map(|_| gate.try_acquire().unwrap()).collect();
+    let mut backlog: Vec<_> = (0..10).map(|_| gate.acquire()).collect();
+    let probes: Vec<_> = backlog.iter_mut().map(|r| pending(r)).collect();
+    for round in 0..4 {
+        // One write: its drain waits only for the CAP readers in flight.
+        let mut d = gate.drain();
+        let pd = pending(&mut d);
+        in_flight.clear();
+        assert!(pd.woken(), "round {round}: the drain waits for the readers in flight only");
+        drop(ready(&mut d).unwrap());
+        // Its release admits the next CAP readers of the backlog, in order.
+        let batch = round * CAP..(round + 1) * CAP;
+        for (i, probe) in probes.iter().enumerate() {
+            assert_eq!(probe.woken(), i < batch.end, "round {round}: reader {i}");
+        }
+        in_flight = backlog[batch].iter_mut().map(|r| ready(r).unwrap()).collect();
+    }
+    drop(in_flight);
+    // The rest of the backlog was never lost.
+    let rest: Vec<_> = backlog[8..].iter_mut().map(|r| ready(r).unwrap()).collect();
+    assert_eq!(rest.len(), 2);
 }

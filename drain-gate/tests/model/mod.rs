@@ -18,9 +18,10 @@
 //!
 //! The reference model is the contract documented on [`DrainGate`]: one
 //! queue over read and drain requests, served from the front; readers queue
-//! at the back; a drain queues right behind the *fence* (every drain already
-//! queued and every reader queued behind a queued or held drain), so it
-//! overtakes readers that were only waiting for capacity and nothing else;
+//! at the back; a drain queues behind every drain already queued and the
+//! *batch* of up to `cap` readers right behind the last of them (with none
+//! queued: the first `cap` readers if a drain is held, else nobody: the
+//! front), so it overtakes only readers outside those batches;
 //! a queued request is granted on its
 //! behalf as soon as it is at the front and the gate allows it (so the
 //! reader count includes granted-but-unobserved grants); a dropped granted
@@ -311,8 +312,6 @@ pub struct Harness<'g> {
     queue: VecDeque<(u64, Kind)>,
     /// Drains in `queue`.
     drains_queued: usize,
-    /// Length of the queue's prefix that a new drain must queue behind.
-    fence: usize,
     run: u32,
     // Context for failure messages.
     trace: Vec<Op>,
@@ -360,7 +359,6 @@ impl<'g> Harness<'g> {
             closed: false,
             queue: VecDeque::new(),
             drains_queued: 0,
-            fence: 0,
             run: 0,
             trace: Vec::new(),
             sub: "",
@@ -407,17 +405,18 @@ impl<'g> Harness<'g> {
     fn enqueue(&mut self, id: u64, kind: Kind) {
         match kind {
             Kind::Drain => {
-                self.queue.insert(self.fence, (id, kind));
+                // Behind the last queued drain and the batch it will admit;
+                // only readers follow the last drain.
+                let (start, batch) = match self.queue.iter().rposition(|&(_, k)| k == Kind::Drain) {
+                    Some(last) => (last + 1, self.cap),
+                    None if self.drain_held => (0, self.cap),
+                    None => (0, 0),
+                };
+                let at = (start + batch).min(self.queue.len());
+                self.queue.insert(at, (id, kind));
                 self.drains_queued += 1;
-                self.fence = self.queue.len();
             }
-            _ => {
-                let behind_drain = self.drain_held || self.drains_queued > 0;
-                self.queue.push_back((id, kind));
-                if behind_drain {
-                    self.fence = self.queue.len();
-                }
-            }
+            _ => self.queue.push_back((id, kind)),
         }
     }
 
@@ -425,9 +424,6 @@ impl<'g> Harness<'g> {
         let at = self.queue.iter().position(|&(q, _)| q == id).expect("queued future is queued");
         self.queue.remove(at);
         self.drains_queued -= usize::from(kind == Kind::Drain);
-        if at < self.fence {
-            self.fence -= 1;
-        }
     }
 
     fn pos(&self, id: u64) -> usize {
