@@ -3,11 +3,14 @@
 //! machine and the date.
 //!
 //! ```text
-//! cargo run --release -p benches --bin report [-- --out PATH]
+//! cargo run --release -p benches --bin report [-- --out PATH] [--only GROUP]
 //! ```
 //!
-//! `--out PATH` also writes the output (Markdown) to `PATH`. Progress goes
-//! to stderr; the report to stdout.
+//! `--out PATH` also writes the output (Markdown) to `PATH`. `--only GROUP`
+//! runs only the groups whose name contains `GROUP` (`gate_uncontended`,
+//! `gate_contended`, `drain_latency`, `cold_task`; repeatable), for
+//! iterating on one of them; the README's table comes from a full run.
+//! Progress goes to stderr; the report to stdout.
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
@@ -27,27 +30,40 @@ const DRAIN_EVERY: u64 = 100;
 const LATENCY_ITERS: u64 = 2_000;
 
 fn main() {
+    const USAGE: &str = "usage: report [--out PATH] [--only GROUP]...";
     let mut out_path = None;
+    let mut only: Vec<String> = Vec::new();
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--out" => out_path = Some(args.next().expect("--out needs a path")),
+            "--only" => only.push(args.next().expect("--only needs a group name")),
             "-h" | "--help" => {
-                println!("usage: report [--out PATH]");
+                println!("{USAGE}");
                 return;
             }
-            other => panic!("unknown argument {other:?} (usage: report [--out PATH])"),
+            other => panic!("unknown argument {other:?} ({USAGE})"),
         }
     }
+    let groups: [(&str, fn(&mut Vec<Row>)); 4] = [
+        ("gate_uncontended", gate_uncontended),
+        ("gate_contended", gate_contended),
+        ("drain_latency", drain_latency),
+        ("cold_task", cold_task),
+    ];
+    let unknown: Vec<&String> =
+        only.iter().filter(|o| !groups.iter().any(|(name, _)| name.contains(o.as_str()))).collect();
+    assert!(unknown.is_empty(), "--only {unknown:?} matches no group ({USAGE})");
 
     let started = Instant::now();
     let load_before = report::load_average();
     cold::install_drain_counter();
     let mut rows = Vec::new();
-    gate_uncontended(&mut rows);
-    gate_contended(&mut rows);
-    drain_latency(&mut rows);
-    cold_task(&mut rows);
+    for (name, run) in groups {
+        if only.is_empty() || only.iter().any(|o| name.contains(o.as_str())) {
+            run(&mut rows);
+        }
+    }
     let load_after = report::load_average();
 
     let fmt_load = |l: Option<f64>| l.map_or_else(|| "?".to_owned(), |l| format!("{l:.2}"));
