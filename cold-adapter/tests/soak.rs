@@ -186,4 +186,6 @@ async fn unreachable_postgres_is_a_one_line_error() {
         SoakConfig { backend: Some("postgres://u:pw@127.0.0.1:1/x".parse().unwrap()), ..short() };
     let err = run(config).await.unwrap_err().to_string();
     assert!(!err.contains("pw@") && !err.contains('\n'), "{err}");
+    // The cause, not only a timeout.
+    assert!(err.contains("cannot reach 127.0.0.1:1") && err.contains("refused"), "{err}");
 }

@@ -57,6 +57,16 @@ fn first_bad(verdicts: impl IntoIterator<Item = Verdict>) -> Verdict {
 
 /// Runs one randomly chosen read and checks it. Returns the index into
 /// [`MIX`] and the outcome.
+///
+/// # Errors
+///
+/// The read's own error, as the handle returned it (the soak counts it by
+/// kind); a wrong answer is `Ok` with a failing [`Verdict`].
+///
+/// # Cancel safety
+///
+/// Cancel safe: it only reads. Dropped early, the handle's read gives its
+/// permit back at once; `rng` has advanced by the draws already made.
 pub async fn one_read(
     h: &ColdStorageReadHandle,
     record: &ChainRecord,
