@@ -300,13 +300,14 @@ impl DrainGate {
 
     /// Waits for exclusive access: no read permit out, no other guard.
     ///
-    /// Once requested, the drain holds back every read requested after it,
-    /// goes ahead of reads that were only waiting for a free permit, and
-    /// resolves once the readers admitted before it have released their
-    /// permits. Drains are served in request order. The guard ends the drain
-    /// when dropped, admitting the readers queued behind it before any later
-    /// drain (see [Fairness](Self#fairness)). On an idle gate this is one
-    /// compare-and-swap.
+    /// Once requested, the drain holds back every read requested after it
+    /// and goes ahead of the reads queued before it, except the drains
+    /// already queued and the batch (up to `cap` readers) each of them
+    /// admits; it resolves once the readers admitted before it have released
+    /// their permits. Drains are served in request order. Dropping the guard
+    /// ends the drain and admits its batch, up to `cap` of the readers queued
+    /// behind it, before any later drain (see [Fairness](Self#fairness)). On
+    /// an idle gate this is one compare-and-swap.
     ///
     /// # Errors
     ///
