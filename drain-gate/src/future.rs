@@ -130,8 +130,8 @@ request_future! {
     ///
     /// # Cancel safety
     ///
-    /// Dropping it at any point leaks nothing and re-admits the readers
-    /// queued behind it: see [`DrainGate::drain`].
+    /// Dropping it at any point leaks nothing and lets the readers queued
+    /// behind it in as far as the gate allows: see [`DrainGate::drain`].
     Drain<'a>, Kind::Drain, DrainGuard
 }
 
@@ -141,8 +141,8 @@ request_future! {
     ///
     /// # Cancel safety
     ///
-    /// Dropping it at any point leaks nothing and re-admits the readers
-    /// queued behind it: see [`DrainGate::drain`].
+    /// Dropping it at any point leaks nothing and lets the readers queued
+    /// behind it in as far as the gate allows: see [`DrainGate::drain`].
     DrainOwned, Kind::Drain, OwnedDrainGuard
 }
 

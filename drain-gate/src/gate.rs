@@ -20,8 +20,9 @@ pub const MAX_CAP: usize = raw::MAX_CAP;
 /// A `DrainGate` is the barrier a storage task needs between concurrent reads
 /// and exclusive writes: readers [`acquire`](Self::acquire) a permit, at most
 /// `cap` at a time; a writer asks to [`drain`](Self::drain), and once the
-/// readers admitted before it have released their permits it holds a guard
-/// under which no read permit exists. [`close`](Self::close) shuts the gate
+/// readers in flight (and any drain queued before it, with the readers that
+/// drain admits) are done it holds a guard under which no read permit
+/// exists. [`close`](Self::close) shuts the gate
 /// for graceful shutdown, and [`closed_and_idle`](Self::closed_and_idle)
 /// resolves once the last permit or guard is gone.
 ///
@@ -68,8 +69,9 @@ pub const MAX_CAP: usize = raw::MAX_CAP;
 /// after `Pending`, or after being woken with a grant it has not yet observed.
 /// Nothing leaks and no wake-up is lost: a queued request leaves the queue, a
 /// grant it never observed is given back, and whoever can proceed because of
-/// that is woken. Dropping a pending drain admits the readers queued behind it
-/// at once, without waiting for the readers in flight.
+/// that is woken. Dropping a pending drain lets the readers queued behind it
+/// in at once, without waiting for the readers in flight, as far as a free
+/// permit and no other drain ahead of them allow.
 ///
 /// # Executor fairness
 ///
@@ -303,8 +305,8 @@ impl DrainGate {
     /// Once requested, the drain holds back every read requested after it
     /// and goes ahead of the reads queued before it, except the drains
     /// already queued and the batch (up to `cap` readers) each of them
-    /// admits; it resolves once the readers admitted before it have released
-    /// their permits. Drains are served in request order. Dropping the guard
+    /// admits; it resolves once the requests ahead of it are done: the
+    /// readers in flight and those drains, each with its batch. Drains are served in request order. Dropping the guard
     /// ends the drain and admits its batch, up to `cap` of the readers queued
     /// behind it, before any later drain (see [Fairness](Self#fairness)). On
     /// an idle gate this is one compare-and-swap.
@@ -316,9 +318,10 @@ impl DrainGate {
     ///
     /// # Cancel safety
     ///
-    /// Cancel-safe. Dropping a pending drain removes it from the queue and
-    /// admits the readers queued behind it at once, without waiting for the
-    /// readers in flight; a guard granted to it but not yet observed is
+    /// Cancel-safe. Dropping a pending drain removes it from the queue, and
+    /// the readers queued behind it are admitted at once as far as a free
+    /// permit and no other drain ahead of them allow, without waiting for
+    /// the readers in flight; a guard granted to it but not yet observed is
     /// given back.
     ///
     /// # Examples

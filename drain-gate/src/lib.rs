@@ -12,7 +12,8 @@
 //!   [`try_acquire`]; at most `cap` out at once, released on drop.
 //! * **Drain**: [`DrainGate::drain`] / [`drain_owned`] / [`try_drain`]; a
 //!   guard under which no read permit exists. A requested drain holds back
-//!   readers requested after it and waits only for those admitted before it.
+//!   readers requested after it and waits for the readers in flight, not
+//!   for the backlog (see [Fairness](#fairness)).
 //! * **Close**: [`DrainGate::close`] fails every waiting and later request
 //!   with [`Closed`]; [`DrainGate::closed_and_idle`] resolves once the last
 //!   permit or guard is gone.
@@ -30,8 +31,8 @@
 //! free permit, behind the drains already queued and one *batch* of up to
 //! `cap` readers each of them admits; so a write under a read flood waits for
 //! the reads in flight and at most one batch per drain ahead of it, never for
-//! the whole backlog, and a reader is overtaken by at most one drain per
-//! `cap` readers queued ahead of it. Drains are served in request order; a
+//! the whole backlog, and a reader with `k` readers queued ahead of it is
+//! overtaken by at most `k / cap + 1` drains. Drains are served in request order; a
 //! non-waiting `try_*` never overtakes a queued request. The exact rule is on
 //! [`DrainGate`](DrainGate#fairness).
 //!

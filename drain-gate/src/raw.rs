@@ -55,11 +55,6 @@ pub(crate) const MAX_CAP: usize = READERS;
 /// Index meaning "no slot" in the intrusive lists of [`Waiters`].
 const NIL: usize = usize::MAX;
 
-/// How many wakers are collected under the mutex before it is released to
-/// wake them. Waking under the lock would run foreign code (the executor's
-/// wake) inside our critical section.
-const WAKE_BATCH: usize = 32;
-
 /// What a queued slot is waiting for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Kind {
@@ -253,8 +248,10 @@ impl Waiters {
 
 /// Wakers collected under the lock, woken after it is released.
 ///
+/// Waking under the lock would run foreign code (the executor's wake) inside
+/// our critical section, so wakers are collected there and woken after.
 /// The common hand-off wakes one waiter, so the first waker is kept inline
-/// and only a second one allocates; the buffer is reused across batches.
+/// and only a second one allocates.
 struct WakeList {
     first: Option<Waker>,
     rest: Vec<Waker>,
@@ -263,10 +260,6 @@ struct WakeList {
 impl WakeList {
     fn new() -> Self {
         WakeList { first: None, rest: Vec::new() }
-    }
-
-    fn is_full(&self) -> bool {
-        usize::from(self.first.is_some()) + self.rest.len() >= WAKE_BATCH
     }
 
     fn push(&mut self, waker: Option<Waker>) {
@@ -383,11 +376,25 @@ impl RawGate {
     /// Gives back the drain guard.
     #[inline]
     pub(crate) fn release_drain(&self) {
+        // Nothing queued and not closed: no one to admit.
+        if self.state.compare_exchange(DRAIN_HELD, 0, Ordering::Release, Ordering::Relaxed).is_err()
+        {
+            self.release_drain_slow();
+        }
+    }
+
+    /// Gives back the drain guard under the lock, then admits its batch.
+    ///
+    /// Under the lock, so that a drain requested meanwhile (its enqueue takes
+    /// the lock) sees either this guard still held, and queues behind its
+    /// batch, or the batch already admitted; never the guard gone with the
+    /// batch still queued, which would let it go to the front.
+    #[cold]
+    fn release_drain_slow(&self) {
+        let waiters = self.lock();
         let prev = self.state.fetch_sub(DRAIN_HELD, Ordering::Release);
         debug_assert!(prev & DRAIN_HELD != 0, "drain guard released while none is held");
-        if prev != DRAIN_HELD {
-            self.release_slow();
-        }
+        self.settle(waiters);
     }
 
     #[cold]
@@ -675,27 +682,23 @@ impl RawGate {
     /// Called, with the lock held, by everything that may let the queue
     /// move: releases that saw `QUEUED` or `CLOSED`, cancelled requests,
     /// close, and a new queued drain (which notifies watchers).
+    ///
+    /// Every grant is made before the lock is released: a release admits its
+    /// whole batch (up to `cap` readers) in one critical section, so a drain
+    /// requested meanwhile finds either the guard still held or the batch in
+    /// flight, never half of it still queued (the fairness rule counts on
+    /// it).
     fn settle<'a>(&'a self, mut waiters: MutexGuard<'a, Waiters>) {
         let mut wakers = WakeList::new();
-        loop {
-            let more = self.settle_batch(&mut waiters, &mut wakers);
-            drop(waiters);
-            wakers.wake_all();
-            if !more {
-                return;
-            }
-            waiters = self.lock();
-        }
+        self.settle_locked(&mut waiters, &mut wakers);
+        drop(waiters);
+        wakers.wake_all();
     }
 
-    /// One batch of [`RawGate::settle`]; returns `true` if it stopped because
-    /// the wake list filled up.
-    fn settle_batch(&self, waiters: &mut Waiters, wakers: &mut WakeList) -> bool {
+    /// The part of [`RawGate::settle`] done under the lock.
+    fn settle_locked(&self, waiters: &mut Waiters, wakers: &mut WakeList) {
         // Grant (or fail, once closed) from the front of the queue.
         while waiters.queue.head != NIL {
-            if wakers.is_full() {
-                return true;
-            }
             let idx = waiters.queue.head;
             let kind = waiters.slots[idx].kind;
             let mut state = self.state.load(Ordering::Acquire);
@@ -730,14 +733,10 @@ impl RawGate {
                 continue;
             }
             while waiters.list(kind).head != NIL {
-                if wakers.is_full() {
-                    return true;
-                }
                 let idx = waiters.list(kind).head;
                 wakers.push(waiters.unlink(idx, Status::Granted));
             }
         }
-        false
     }
 
     // ----- introspection --------------------------------------------------

@@ -618,6 +618,60 @@ fn c_each_drain_lets_one_batch_of_cap_readers_ahead_of_the_next() {
     let _g3 = ready(&mut d3).unwrap();
 }
 
+/// Found by review: a release woke its batch in chunks of 32, dropping the
+/// queue's lock between chunks, so with `cap` above 32 a drain requested
+/// while the first chunk was being woken (here: by the first reader's
+/// waker, as another thread would) went ahead of the rest of the batch.
+#[test]
+fn c_a_release_admits_its_whole_batch_before_a_drain_requested_while_it_wakes() {
+    use std::sync::Mutex;
+    use std::task::{Wake, Waker};
+
+    /// Requests a drain the first time it is woken, and keeps the future.
+    struct RequestDrainOnWake {
+        gate: Arc<DrainGate>,
+        drain: Mutex<Option<drain_gate::DrainOwned>>,
+    }
+    impl Wake for RequestDrainOnWake {
+        fn wake(self: Arc<Self>) {
+            self.wake_by_ref();
+        }
+        fn wake_by_ref(self: &Arc<Self>) {
+            let mut slot = self.drain.lock().unwrap();
+            if slot.is_none() {
+                let mut drain = self.gate.clone().drain_owned();
+                assert!(Probe::new().poll(&mut drain).is_pending());
+                *slot = Some(drain);
+            }
+        }
+    }
+
+    const CAP: usize = 64;
+    let gate = Arc::new(DrainGate::new(CAP));
+    let d1 = gate.clone().try_drain_owned().unwrap();
+    let requester = Arc::new(RequestDrainOnWake { gate: gate.clone(), drain: Mutex::new(None) });
+    let mut first = gate.clone().acquire_owned();
+    let waker = Waker::from(requester.clone());
+    let mut cx = std::task::Context::from_waker(&waker);
+    assert!(std::pin::Pin::new(&mut first).poll(&mut cx).is_pending());
+    let mut rest: Vec<_> = (0..2 * CAP).map(|_| gate.clone().acquire_owned()).collect();
+    rest.iter_mut().for_each(|r| drop(pending(r)));
+
+    drop(d1);
+    assert!(requester.drain.lock().unwrap().is_some(), "the first reader's wake requested D2");
+    assert_eq!(gate.readers_in_flight(), CAP, "D1's release admitted its whole batch");
+    assert!(!gate.is_drain_held());
+    let batch: Vec<_> = std::iter::once(ready(&mut first).unwrap())
+        .chain(rest[..CAP - 1].iter_mut().map(|r| ready(r).unwrap()))
+        .collect();
+    let mut d2 = requester.drain.lock().unwrap().take().unwrap();
+    assert!(Probe::new().poll(&mut d2).is_pending(), "D2 waits for the batch in flight");
+    drop(batch);
+    let g2 = ready(&mut d2).unwrap();
+    drop(g2);
+    assert_eq!(gate.readers_in_flight(), CAP, "D2's batch: the next CAP readers");
+}
+
 /// Found by the cold-task benches: one write after another under a reader
 /// flood waited for the whole reader backlog each time, because every
 /// reader a drain had overtaken was fenced against all later drains.

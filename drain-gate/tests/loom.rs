@@ -150,3 +150,39 @@ fn granted_waiter_dropped_passes_grant_on() {
         assert_eq!(gate.waiters(), 0);
     });
 }
+
+/// Found by review: the guard's release cleared `DRAIN_HELD` before taking
+/// the queue's lock, so a drain requested in between saw neither a drain
+/// held nor one queued, went to the front and was granted ahead of the
+/// reader the released guard's batch was owed to.
+#[test]
+fn drain_released_while_another_is_requested_admits_its_batch_first() {
+    model(|| {
+        let gate = Arc::new(DrainGate::new(1));
+        let d1 = gate.clone().try_drain_owned().unwrap();
+        // R1 queues while D1 is held: it is D1's batch.
+        let mut r1 = gate.clone().acquire_owned();
+        assert!(poll_once(&mut r1).is_pending());
+        let releaser = thread::spawn(move || drop(d1));
+        let requester = {
+            let gate = gate.clone();
+            thread::spawn(move || {
+                let mut d2 = gate.drain_owned();
+                assert!(poll_once(&mut d2).is_pending(), "R1 is queued ahead of any new drain");
+                d2
+            })
+        };
+        releaser.join().unwrap();
+        let d2 = requester.join().unwrap();
+        assert_eq!(gate.readers_in_flight(), 1, "D1's release admitted R1");
+        assert!(!gate.is_drain_held(), "D2 did not overtake R1");
+        let r1 = match poll_once(&mut r1) {
+            Poll::Ready(permit) => permit.unwrap(),
+            Poll::Pending => panic!("R1 was granted but is not ready"),
+        };
+        drop(r1);
+        drop(d2);
+        assert_eq!(gate.readers_in_flight(), 0);
+        assert_eq!(gate.waiters(), 0);
+    });
+}
