@@ -45,7 +45,7 @@ fn main() {
             other => panic!("unknown argument {other:?} ({USAGE})"),
         }
     }
-    let groups: [(&str, fn(&mut Vec<Row>)); 4] = [
+    let groups: [(&str, Group); 4] = [
         ("gate_uncontended", gate_uncontended),
         ("gate_contended", gate_contended),
         ("drain_latency", drain_latency),
@@ -92,6 +92,9 @@ fn main() {
         eprintln!("report written to {path}");
     }
 }
+
+/// One group of the report: appends its rows.
+type Group = fn(&mut Vec<Row>);
 
 fn progress(what: &str) {
     eprintln!("[report] {what}");
