@@ -30,8 +30,8 @@ macro_rules! write_errors {
     () => {
         "# Errors\n\n\
          - [`ColdStorageError::TaskTerminated`](signet_cold::ColdStorageError::TaskTerminated) \
-         when the task has shut down before the write started (also for a write that was \
-         queued).\n\
+         when the task has shut down before the write was queued. A write already queued \
+         when shutdown starts still runs, in order, and returns its own result.\n\
          - [`ColdStorageError::Backend`](signet_cold::ColdStorageError::Backend) and the other \
          errors the backend's write returns, or wrapping [`BackendPanicked`](crate::BackendPanicked) \
          when it panicked."

@@ -118,14 +118,16 @@ impl<B: ColdStorageBackend> ColdStorageTask<B> {
     /// Runs the writer until shutdown, then waits for the work in flight.
     ///
     /// Shutdown starts when the cancellation token fires or the last handle
-    /// is dropped. From then on, waiting and new reads, writes, streams and
-    /// the drain the writer may be waiting for fail with
-    /// [`ColdStorageError::TaskTerminated`], as do awaited writes still
-    /// queued. Writes queued through `dispatch_*` were acknowledged, so they
-    /// still run, in order, once the reads in flight have finished. The
-    /// write that is running finishes and gets its result. `run` returns
-    /// once those writes, every read holding a permit and every stream
-    /// producer have finished.
+    /// is dropped. From then on, waiting and new reads, new writes, streams
+    /// and the drain the writer may be waiting for fail with
+    /// [`ColdStorageError::TaskTerminated`]. The write that is running
+    /// finishes and gets its result. Every write already queued (awaited or
+    /// dispatched: a dispatch's `Ok` was an acknowledgement) still runs, in
+    /// arrival order, once the reads in flight have finished, and awaited
+    /// callers get its result: dropping only some of them would leave a
+    /// later write applied without an earlier one (a gap in the chain).
+    /// `run` returns once those writes, every read holding a permit and
+    /// every stream producer have finished.
     ///
     /// # Cancel safety
     ///
@@ -142,22 +144,18 @@ impl<B: ColdStorageBackend> ColdStorageTask<B> {
         let ((), held) =
             tokio::join!(close_on_shutdown, write_loop(&shared, &*backend, &mut queue));
 
-        // Awaited writes still queued fail now with TaskTerminated (their
-        // reply senders drop); their callers never got an answer. Dispatched
-        // writes were acknowledged when `dispatch_*` returned `Ok`, so they
-        // are not lost: they run, in order, once no read is in flight (the
-        // gate is closed, so none can start).
+        // Every write already queued runs, in arrival order, once no read is
+        // in flight (the gate is closed, so none can start): dispatched ones
+        // were acknowledged, and skipping an awaited one while a later
+        // dispatch runs would leave a gap. Nothing new can be queued.
         queue.close();
         // The write the writer held while its drain failed comes first.
-        let mut acknowledged: Vec<WriteRequest> =
-            held.into_iter().filter(|request| request.reply.is_none()).collect();
+        let mut queued: Vec<WriteRequest> = held.into_iter().collect();
         while let Ok(request) = queue.try_recv() {
-            if request.reply.is_none() {
-                acknowledged.push(request);
-            }
+            queued.push(request);
         }
         shared.gate.closed_and_idle().await;
-        for request in acknowledged {
+        for request in queued {
             execute(&shared, &*backend, request).await;
         }
         metrics::write_queue_depth(0);

@@ -287,3 +287,59 @@ async fn reappending_a_number_evicts_its_cached_header() {
     assert_eq!(now.hash(), new_hash, "stale cached header after re-append");
     cancel.cancel();
 }
+
+/// Found by review: at shutdown, an awaited write still queued was dropped
+/// (its caller got `TaskTerminated`) while an acknowledged dispatch queued
+/// after it still ran, so block 4 landed without block 3. Every queued
+/// write now runs, in arrival order.
+async fn writes_queued_at_shutdown_run_in_arrival_order<B>(inner: B, name: &str)
+where
+    B: signet_cold::ColdStorageBackend + Clone,
+{
+    use signet_cold::{ColdStorageRead, HeaderSpecifier};
+    let backend = ParkedBackend::closed(inner.clone());
+    let cancel = CancellationToken::new();
+    let config = ColdStorageConfig::default().with_drain_deadline(None);
+    let (task, handle) = ColdStorageTask::with_config(backend.clone(), cancel.clone(), config);
+    let task = tokio::spawn(task.run());
+    let blocks = chain(4);
+    handle.append_blocks(blocks[..1].to_vec()).await.unwrap();
+    // A parked read keeps the writer waiting for its drain.
+    let reader = handle.clone();
+    let read = tokio::spawn(async move { reader.get_transaction_count(1).await });
+    backend.wait_parked(1).await;
+    // Block 2: dispatched, taken off the queue by the writer, which waits.
+    handle.dispatch_append_blocks(vec![blocks[1].clone()]).unwrap();
+    let h = handle.clone();
+    until("the writer waits for its drain", || h.health().drain_waiting.is_some()).await;
+    // Block 3: awaited, queued. Block 4: dispatched behind it.
+    let h = handle.clone();
+    let b3 = blocks[2].clone();
+    let awaited = tokio::spawn(async move { h.append_block(b3).await });
+    let h = handle.clone();
+    until("block 3 is queued", || h.health().write_queue_depth == 1).await;
+    handle.dispatch_append_blocks(vec![blocks[3].clone()]).unwrap();
+
+    cancel.cancel();
+    backend.release_all();
+    assert!(read.await.unwrap().is_ok(), "[{name}] the read in flight finishes");
+    let awaited = guard("the awaited write", awaited).await.unwrap();
+    assert!(awaited.is_ok(), "[{name}] queued awaited write ran: {awaited:?}");
+    guard("run() after shutdown", task).await.unwrap();
+    for number in 1..=4 {
+        let header = inner.get_header(HeaderSpecifier::Number(number)).await.unwrap();
+        assert!(header.is_some(), "[{name}] block {number} missing after shutdown");
+    }
+    assert_eq!(inner.get_latest_block().await.unwrap(), Some(4), "[{name}]");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_queued_at_shutdown_run_in_arrival_order_mem() {
+    writes_queued_at_shutdown_run_in_arrival_order(MemColdBackend::new(), "mem").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_queued_at_shutdown_run_in_arrival_order_sqlite() {
+    let store = common::sqlite().await;
+    writes_queued_at_shutdown_run_in_arrival_order(store.backend.clone(), "sqlite").await;
+}

@@ -35,8 +35,9 @@
 //! checks: writes applied in order, nothing acknowledged lost or applied
 //! twice, a read that starts after a truncate returned never sees blocks
 //! above it (caches included), and, after `run` returns, the backend's final
-//! state is one the model allows: shutdown drops awaited writes still queued
-//! but runs every acknowledged dispatch, in order.
+//! state is one the model allows: shutdown runs every write already queued,
+//! in order (every acknowledged dispatch among them); only a write whose
+//! future was dropped may be missing, as it may never have been queued.
 //!
 //! No hang: every call runs under [`HANG`]; a call that takes longer fails
 //! the case. Writes and dispatches never fail before shutdown; after it,
@@ -647,9 +648,11 @@ impl Model {
     }
 
     /// The states the backend may end in once shutdown has run: the writer
-    /// runs on through some prefix of the pending writes, then shutdown drops
-    /// the awaited writes still queued (only dropped futures can still be
-    /// pending: maybe writes) and runs every dispatched one, in order.
+    /// runs on through some prefix of the pending writes, then shutdown runs
+    /// every write still queued, in order. Awaited writes have all returned
+    /// by then, so what is still pending is dispatches (certain) and dropped
+    /// write futures (maybe writes: possibly never queued, so they may be
+    /// skipped).
     fn shutdown_states(&self) -> BTreeSet<Chain> {
         self.extensions()
             .into_iter()
