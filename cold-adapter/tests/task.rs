@@ -296,7 +296,7 @@ async fn writes_queued_at_shutdown_run_in_arrival_order<B>(inner: B, name: &str)
 where
     B: signet_cold::ColdStorageBackend + Clone,
 {
-    use signet_cold::{ColdStorageRead, HeaderSpecifier};
+    use signet_cold::HeaderSpecifier;
     let backend = ParkedBackend::closed(inner.clone());
     let cancel = CancellationToken::new();
     let config = ColdStorageConfig::default().with_drain_deadline(None);
