@@ -44,6 +44,17 @@ async fn short_soak_passes_over_sqlite() {
     println!("{report}");
     assert!(report.passed(), "{report}");
     assert!(report.to_json().contains("\"stale_reads\": 0"));
+    assert!(report.to_json().contains("\"passed\": true"));
+}
+
+/// Found by review: a run where reads failed still passed.
+#[test]
+fn a_run_with_failed_reads_does_not_pass() {
+    let mut report = cold_adapter::soak::report::SoakReport::default();
+    assert!(report.passed());
+    report.errors_by_kind.insert("backend".to_owned(), 3);
+    assert!(!report.passed());
+    assert!(report.to_json().contains("\"passed\": false"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -167,6 +178,19 @@ fn backend_flag_parses_and_redacts() {
     let err = "mysql://root:secret@h/db".parse::<BackendSpec>().unwrap_err().to_string();
     assert!(!err.contains("secret"), "{err}");
     assert!("sqlite:".parse::<BackendSpec>().is_err());
+    // Found by review: an unencoded `/` or `?` in the password, and a
+    // password in the query string, were printed.
+    assert_eq!(redact("postgres://u:pa/ss@127.0.0.1:1/x"), "postgres://u:***@127.0.0.1:1/x");
+    assert_eq!(
+        redact("postgres://u:p?a@ss@h/x?sslmode=disable"),
+        "postgres://u:***@h/x?sslmode=disable"
+    );
+    assert_eq!(
+        redact("postgres://h/x?user=u&password=topsecret&sslmode=disable"),
+        "postgres://h/x?user=u&password=***&sslmode=disable"
+    );
+    let err = "postgre://u:secret@h/x".parse::<BackendSpec>().unwrap_err().to_string();
+    assert!(!err.contains("secret"), "{err}");
 }
 
 #[cfg(not(feature = "postgres"))]

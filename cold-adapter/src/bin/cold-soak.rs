@@ -8,14 +8,16 @@ use std::{io::Write, process::ExitCode, time::Duration};
 
 /// A node-like soak of the cold storage task: a chain follower that appends
 /// and reorgs, and hundreds of RPC-like readers whose every answer is checked.
-/// Exits 1 on a stall, a stale read, a wrong answer or a lost block.
+/// Exits 1 on a stall, a stale read, a wrong answer, a lost block or a failed
+/// read or write.
 #[derive(Debug, Parser)]
 #[command(name = "cold-soak", version)]
 struct Flags {
     /// Store: `mem`, `sqlite:PATH` or `postgres://…` (default: a SQLite file
     /// in a temporary directory). Blocks already in it are truncated.
+    /// (Parsed after clap, so that a bad value is never echoed unredacted.)
     #[arg(long, value_name = "BACKEND")]
-    backend: Option<BackendSpec>,
+    backend: Option<String>,
     /// Seed of the generated chain and of the readers' choices.
     #[arg(long, default_value_t = 1)]
     seed: u64,
@@ -32,7 +34,7 @@ struct Flags {
     #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     block_ms: u64,
     /// Blocks between reorgs.
-    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..))]
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     reorg_every: u64,
     /// Print the report as JSON on stdout (no progress bar).
     #[arg(long)]
@@ -41,8 +43,15 @@ struct Flags {
 
 fn main() -> ExitCode {
     let flags = Flags::parse();
+    let backend = match flags.backend.as_deref().map(str::parse::<BackendSpec>).transpose() {
+        Ok(backend) => backend,
+        Err(err) => {
+            eprintln!("cold-soak: {err}");
+            return ExitCode::from(2);
+        }
+    };
     let config = SoakConfig {
-        backend: flags.backend,
+        backend,
         seed: flags.seed,
         duration: Duration::from_secs(flags.duration),
         readers: flags.readers as usize,

@@ -20,20 +20,57 @@ pub fn sqlite_url(path: &Path) -> String {
 }
 
 /// `url` with any password replaced by `***`, for every line the soak
-/// prints.
+/// prints: the userinfo password (up to the *last* `@`, so an unencoded `/`,
+/// `?` or `@` in it stays hidden) and `password=` query values. When in
+/// doubt it hides too much rather than too little.
 pub fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else { return url.to_owned() };
-    let (authority, tail) = match rest.find(['/', '?']) {
-        Some(i) => rest.split_at(i),
-        None => (rest, ""),
-    };
-    match authority.rsplit_once('@') {
+    let rest = match rest.rsplit_once('@') {
         Some((userinfo, host)) => match userinfo.split_once(':') {
-            Some((user, _password)) => format!("{scheme}://{user}:***@{host}{tail}"),
-            None => url.to_owned(),
+            Some((user, _password)) => format!("{user}:***@{host}"),
+            None => rest.to_owned(),
         },
-        None => url.to_owned(),
+        None => rest.to_owned(),
+    };
+    let (base, query) = match rest.split_once('?') {
+        Some((base, query)) => (base, Some(query)),
+        None => (rest.as_str(), None),
+    };
+    let mut out = format!("{scheme}://{base}");
+    if let Some(query) = query {
+        let pairs: Vec<String> = query
+            .split('&')
+            .map(|pair| match pair.split_once('=') {
+                Some((key, _)) if key.eq_ignore_ascii_case("password") => format!("{key}=***"),
+                _ => pair.to_owned(),
+            })
+            .collect();
+        out.push('?');
+        out.push_str(&pairs.join("&"));
     }
+    out
+}
+
+/// The secrets [`redact`] hides, to scrub them from error messages too.
+pub(crate) fn secrets(url: &str) -> Vec<&str> {
+    let Some((_, rest)) = url.split_once("://") else { return Vec::new() };
+    let mut found = Vec::new();
+    if let Some((userinfo, _)) = rest.rsplit_once('@')
+        && let Some((_, password)) = userinfo.split_once(':')
+    {
+        found.push(password);
+    }
+    if let Some((_, query)) = rest.split_once('?') {
+        for pair in query.split('&') {
+            if let Some((key, value)) = pair.split_once('=')
+                && key.eq_ignore_ascii_case("password")
+            {
+                found.push(value);
+            }
+        }
+    }
+    found.retain(|s| !s.is_empty());
+    found
 }
 
 /// A `--backend` value that is none of `mem`, `sqlite:PATH`, `postgres://…`.

@@ -112,8 +112,8 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 async fn connect_sql(url: &str) -> Result<SqlColdBackend, SoakError> {
     let fail = |reason: String| {
         let mut reason = redact(&reason);
-        if let Some(password) = password_of(url) {
-            reason = reason.replace(password, "***");
+        for secret in backend::secrets(url) {
+            reason = reason.replace(secret, "***");
         }
         SoakError::Connect { backend: redact(url), reason }
     };
@@ -122,13 +122,6 @@ async fn connect_sql(url: &str) -> Result<SqlColdBackend, SoakError> {
         Ok(Err(err)) => Err(fail(err.to_string())),
         Err(_) => Err(fail(format!("no answer within {CONNECT_TIMEOUT:?}"))),
     }
-}
-
-fn password_of(url: &str) -> Option<&str> {
-    let rest = url.split_once("://")?.1;
-    let authority = rest.split(['/', '?']).next()?;
-    let userinfo = authority.rsplit_once('@')?.0;
-    userinfo.split_once(':').map(|(_, p)| p).filter(|p| !p.is_empty())
 }
 
 /// Opens the configured backend and runs the soak against it.

@@ -80,17 +80,23 @@ pub struct SoakReport {
 
 impl SoakReport {
     /// Whether the run passed: no stall, no stale read, no wrong answer, no
-    /// missing block.
+    /// missing block, and no read or write that failed (a healthy store
+    /// under this load has no reason to; Backpressure is counted apart).
     pub fn passed(&self) -> bool {
         !self.stalled
             && self.stale_reads == 0
             && self.wrong_answers == 0
             && self.missing_blocks == 0
+            && self.errors_by_kind.is_empty()
     }
 
-    /// The report as pretty JSON.
+    /// The report as pretty JSON, with the verdict as `"passed"`.
     pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).expect("report serialises")
+        let mut value = serde_json::to_value(self).expect("report serialises");
+        if let serde_json::Value::Object(map) = &mut value {
+            map.insert("passed".to_owned(), self.passed().into());
+        }
+        serde_json::to_string_pretty(&value).expect("report serialises")
     }
 }
 
