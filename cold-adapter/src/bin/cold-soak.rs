@@ -8,8 +8,8 @@ use std::{io::Write, process::ExitCode, time::Duration};
 
 /// A node-like soak of the cold storage task: a chain follower that appends
 /// and reorgs, and hundreds of RPC-like readers whose every answer is checked.
-/// Exits 1 on a stall, a stale read, a wrong answer, a lost block or a failed
-/// read or write.
+/// Exits 1 on a stall, a stale read, a wrong answer, a lost block, or a
+/// backend error or task failure.
 #[derive(Debug, Parser)]
 #[command(name = "cold-soak", version)]
 struct Flags {
