@@ -11,8 +11,9 @@
 //! * The **waiter queue** (behind a mutex) holds every read and drain
 //!   request that could not be granted at once, in the order they will be
 //!   served: readers in request order, each drain placed behind the drains
-//!   already queued and one batch of readers (see `Waiters::push`). While it is non-empty the `QUEUED` bit is set,
-//!   which fails every fast-path acquire, so nobody can overtake a waiter.
+//!   already queued and one batch of readers (see `Waiters::push`). While
+//!   it is non-empty the `QUEUED` bit is set, which fails every fast-path
+//!   acquire, so nobody can overtake a waiter.
 //! * Grants to queued waiters are made only under the mutex, by whoever
 //!   changed something that may let the queue move (a release, a cancelled
 //!   waiter, a close): see [`RawGate::settle`]. A grant bumps the state word
@@ -690,13 +691,6 @@ impl RawGate {
     /// it).
     fn settle<'a>(&'a self, mut waiters: MutexGuard<'a, Waiters>) {
         let mut wakers = WakeList::new();
-        self.settle_locked(&mut waiters, &mut wakers);
-        drop(waiters);
-        wakers.wake_all();
-    }
-
-    /// The part of [`RawGate::settle`] done under the lock.
-    fn settle_locked(&self, waiters: &mut Waiters, wakers: &mut WakeList) {
         // Grant (or fail, once closed) from the front of the queue.
         while waiters.queue.head != NIL {
             let idx = waiters.queue.head;
@@ -706,7 +700,7 @@ impl RawGate {
                 if state & CLOSED != 0 {
                     break Status::Closed;
                 }
-                let Some(next) = self.grant_for(kind, state, waiters) else {
+                let Some(next) = self.grant_for(kind, state, &waiters) else {
                     break Status::Linked;
                 };
                 match self.state.compare_exchange(state, next, Ordering::AcqRel, Ordering::Acquire)
@@ -737,6 +731,8 @@ impl RawGate {
                 wakers.push(waiters.unlink(idx, Status::Granted));
             }
         }
+        drop(waiters);
+        wakers.wake_all();
     }
 
     // ----- introspection --------------------------------------------------
