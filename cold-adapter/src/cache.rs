@@ -22,12 +22,12 @@ pub(crate) struct ColdCache {
     maps: Mutex<Maps>,
 }
 
-fn evict_above<K: Copy + Eq + std::hash::Hash, V>(
+fn evict_from<K: Copy + Eq + std::hash::Hash, V>(
     map: &mut LruCache<K, V>,
-    block: BlockNumber,
+    first: BlockNumber,
     number: impl Fn(&K) -> BlockNumber,
 ) {
-    let doomed: Vec<K> = map.iter().map(|(k, _)| *k).filter(|k| number(k) > block).collect();
+    let doomed: Vec<K> = map.iter().map(|(k, _)| *k).filter(|k| number(k) >= first).collect();
     for key in doomed {
         map.pop(&key);
     }
@@ -87,11 +87,11 @@ impl ColdCache {
             .put((receipt.block_number, receipt.transaction_index), receipt.clone());
     }
 
-    /// Evicts every entry of a block above `block`.
-    pub(crate) fn invalidate_above(&self, block: BlockNumber) {
+    /// Evicts every entry of block `first` and above.
+    pub(crate) fn invalidate_from(&self, first: BlockNumber) {
         let mut maps = self.lock();
-        evict_above(&mut maps.headers, block, |n| *n);
-        evict_above(&mut maps.transactions, block, |(n, _)| *n);
-        evict_above(&mut maps.receipts, block, |(n, _)| *n);
+        evict_from(&mut maps.headers, first, |n| *n);
+        evict_from(&mut maps.transactions, first, |(n, _)| *n);
+        evict_from(&mut maps.receipts, first, |(n, _)| *n);
     }
 }

@@ -16,6 +16,50 @@ pub const DEFAULT_MAX_STREAM_DEADLINE: Duration = Duration::from_secs(60);
 pub const DEFAULT_DRAIN_DEADLINE: Duration = Duration::from_secs(5);
 /// Default number of queued writes that may share one drain.
 pub const DEFAULT_WRITE_BATCH: usize = 64;
+/// Default number of retries of a write that fails with a
+/// [transient](crate::is_transient) error, before appends halt.
+pub const DEFAULT_WRITE_RETRIES: usize = 12;
+/// Default backoff between write retries: from 50 ms, doubling, capped at 5 s.
+pub const DEFAULT_WRITE_BACKOFF: Backoff =
+    Backoff { min: Duration::from_millis(50), max: Duration::from_secs(5) };
+/// Default number of retries of a read that fails with a transient error.
+pub const DEFAULT_READ_RETRIES: usize = 3;
+/// Default backoff between read retries: from 10 ms, doubling, capped at 200 ms.
+pub const DEFAULT_READ_BACKOFF: Backoff =
+    Backoff { min: Duration::from_millis(10), max: Duration::from_millis(200) };
+/// Default bound on how long [`run`](crate::ColdStorageTask::run) takes
+/// once shutdown starts.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// Capped, jittered exponential backoff: the first wait is `min`, each next
+/// one doubles, none exceeds `max`, and each is scaled by a random factor in
+/// `[1, 2)` (full jitter above the base), so retries of many callers do not
+/// line up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Backoff {
+    /// The first wait.
+    pub min: Duration,
+    /// The longest wait.
+    pub max: Duration,
+}
+
+impl Backoff {
+    /// The waits of up to `retries` retries.
+    pub(crate) fn delays(&self, retries: usize) -> impl Iterator<Item = Duration> + use<> {
+        use backon::BackoffBuilder;
+        backon::ExponentialBuilder::default()
+            .with_min_delay(self.min)
+            .with_max_delay(self.max)
+            .with_factor(2.0)
+            .with_jitter()
+            .with_max_times(retries)
+            .build()
+            .map({
+                let max = self.max;
+                move |d| d.min(max)
+            })
+    }
+}
 
 /// Limits and deadlines of a [`ColdStorageTask`](crate::ColdStorageTask).
 ///
@@ -42,6 +86,11 @@ pub struct ColdStorageConfig {
     max_stream_deadline: Duration,
     drain_deadline: Option<Duration>,
     write_batch: usize,
+    write_retries: usize,
+    write_backoff: Backoff,
+    read_retries: usize,
+    read_backoff: Backoff,
+    shutdown_grace: Duration,
 }
 
 impl Default for ColdStorageConfig {
@@ -54,6 +103,11 @@ impl Default for ColdStorageConfig {
             max_stream_deadline: DEFAULT_MAX_STREAM_DEADLINE,
             drain_deadline: Some(DEFAULT_DRAIN_DEADLINE),
             write_batch: DEFAULT_WRITE_BATCH,
+            write_retries: DEFAULT_WRITE_RETRIES,
+            write_backoff: DEFAULT_WRITE_BACKOFF,
+            read_retries: DEFAULT_READ_RETRIES,
+            read_backoff: DEFAULT_READ_BACKOFF,
+            shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
         }
     }
 }
@@ -150,6 +204,82 @@ impl ColdStorageConfig {
         assert!(writes > 0, "write batch must be at least 1");
         self.write_batch = writes;
         self
+    }
+
+    /// Sets how many times a write that fails with a
+    /// [transient](crate::is_transient) error is retried, and the
+    /// [`Backoff`] between tries (default 12 retries, 50 ms to 5 s: about
+    /// 40 s in all).
+    ///
+    /// Retries run in arrival order: later writes wait behind the one being
+    /// retried, so no block is applied over a gap. The drain is released
+    /// while the writer waits, so reads go on. A write still failing after
+    /// the last retry, or failing with a permanent error at once, halts
+    /// appends; see [`WritesHalted`](crate::WritesHalted). `0` retries halts
+    /// on the first failure.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `backoff.min` exceeds `backoff.max`.
+    #[must_use]
+    pub fn with_write_retries(mut self, retries: usize, backoff: Backoff) -> Self {
+        assert!(backoff.min <= backoff.max, "backoff.min must not exceed backoff.max");
+        self.write_retries = retries;
+        self.write_backoff = backoff;
+        self
+    }
+
+    /// Sets how many times a read that fails with a
+    /// [transient](crate::is_transient) error is retried (reads are
+    /// idempotent), and the [`Backoff`] between tries (default 3 retries,
+    /// 10 ms to 200 ms). The read keeps its permit meanwhile; the drain
+    /// deadline and shutdown still stop it. `0` returns the first error.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `backoff.min` exceeds `backoff.max`.
+    #[must_use]
+    pub fn with_read_retries(mut self, retries: usize, backoff: Backoff) -> Self {
+        assert!(backoff.min <= backoff.max, "backoff.min must not exceed backoff.max");
+        self.read_retries = retries;
+        self.read_backoff = backoff;
+        self
+    }
+
+    /// Sets how long [`run`](crate::ColdStorageTask::run) may take once
+    /// shutdown starts (default 10 s): running reads and streams are told to
+    /// stop at once, queued writes run, and whatever has not finished when
+    /// the grace period ends is abandoned; see
+    /// [Shutdown](crate::ColdStorageTask::run#shutdown).
+    #[must_use]
+    pub const fn with_shutdown_grace(mut self, grace: Duration) -> Self {
+        self.shutdown_grace = grace;
+        self
+    }
+
+    /// Retries of a write failing transiently.
+    pub const fn write_retries(&self) -> usize {
+        self.write_retries
+    }
+
+    /// Backoff between write retries.
+    pub const fn write_backoff(&self) -> Backoff {
+        self.write_backoff
+    }
+
+    /// Retries of a read failing transiently.
+    pub const fn read_retries(&self) -> usize {
+        self.read_retries
+    }
+
+    /// Backoff between read retries.
+    pub const fn read_backoff(&self) -> Backoff {
+        self.read_backoff
+    }
+
+    /// How long `run` may take once shutdown starts.
+    pub const fn shutdown_grace(&self) -> Duration {
+        self.shutdown_grace
     }
 
     /// Backend reads in flight at once.

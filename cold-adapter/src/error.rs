@@ -1,5 +1,6 @@
 //! The adapter's own error type, and labels for signet-cold's.
 
+use crate::WritesHalted;
 use signet_cold::ColdStorageError;
 
 /// Why a non-blocking `dispatch_*` call did not queue its write.
@@ -12,8 +13,10 @@ use signet_cold::ColdStorageError;
 /// - [`DispatchError::TaskTerminated`] becomes
 ///   [`ColdStorageError::TaskTerminated`];
 /// - [`DispatchError::Backpressure`] becomes [`ColdStorageError::Backend`]
-///   wrapping this value, so it can be recovered with `downcast_ref`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+///   wrapping this value, so it can be recovered with `downcast_ref`;
+/// - [`DispatchError::Halted`] becomes [`ColdStorageError::Backend`]
+///   wrapping the [`WritesHalted`], as awaited writes get it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DispatchError {
     /// The write queue is full: the task is alive but behind. Transient;
     /// retry later or accept the gap (hot storage stays authoritative).
@@ -23,6 +26,11 @@ pub enum DispatchError {
     /// accepts no more work.
     #[error("cold storage task terminated")]
     TaskTerminated,
+    /// Appends are halted after a permanent write failure: the write was
+    /// not queued. Carries the failed block and its cause; see
+    /// [`WritesHalted`] for the recovery.
+    #[error(transparent)]
+    Halted(WritesHalted),
 }
 
 impl From<DispatchError> for ColdStorageError {
@@ -30,9 +38,16 @@ impl From<DispatchError> for ColdStorageError {
         match err {
             DispatchError::TaskTerminated => Self::TaskTerminated,
             DispatchError::Backpressure => Self::Backend(Box::new(err)),
+            DispatchError::Halted(halt) => halt.to_cold(),
         }
     }
 }
+
+/// A read was called outside a tokio runtime; reads that must wait or
+/// whose backend call does not answer at once run in a task of their own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("cold storage reads need a tokio runtime")]
+pub struct NoRuntime;
 
 /// A backend call panicked; the panic was caught and its permit released.
 ///
@@ -66,6 +81,8 @@ pub fn error_kind(err: &ColdStorageError) -> &'static str {
                 "panic"
             } else if inner.downcast_ref::<DispatchError>().is_some() {
                 "backpressure"
+            } else if inner.downcast_ref::<WritesHalted>().is_some() {
+                "halted"
             } else {
                 "backend"
             }

@@ -2,7 +2,8 @@
 
 use crate::{
     ColdStorageReadHandle, DispatchError,
-    dispatch::{Shared, WriteOp, WriteOutput},
+    Shared,
+    writes::{WriteOp, WriteOutput},
     read_handle::{HandleRef, read_methods},
 };
 use alloy::primitives::BlockNumber;
@@ -52,7 +53,7 @@ impl ColdStorageHandle {
         Self { reader: ColdStorageReadHandle { inner: HandleRef::new(shared) } }
     }
 
-    fn shared(&self) -> &Shared {
+    fn shared(&self) -> &Arc<Shared> {
         &self.reader.inner.shared
     }
 

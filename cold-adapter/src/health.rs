@@ -1,14 +1,15 @@
 //! A cheap snapshot of the task's progress.
 
+use crate::{RetryingWrite, WritesHalted};
 use std::time::Duration;
 
 /// What the task is doing right now; see
 /// [`ColdStorageHandle::health`](crate::ColdStorageHandle::health).
 ///
-/// Each field is read separately from atomics, without a lock, so the
-/// snapshot is not atomic as a whole: use it for dashboards, watchdogs and
-/// log lines, not for synchronisation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+/// Each field is read separately (atomics, and two short uncontended
+/// locks for the write state), so the snapshot is not atomic as a whole:
+/// use it for dashboards, watchdogs and log lines, not for synchronisation.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ColdStorageHealth {
     /// Backend reads holding a permit (at most the read cap).
     pub reads_in_flight: usize,
@@ -22,6 +23,21 @@ pub struct ColdStorageHealth {
     pub streams_active: usize,
     /// Drains granted since the task started (a batch of writes shares one).
     pub drains_granted: u64,
+    /// Write retries since the task started (each retry of a transiently
+    /// failing write counts once).
+    pub write_retries: u64,
+    /// The write being retried now, if one is.
+    pub retrying: Option<RetryingWrite>,
+    /// Set while appends are halted after a permanent write failure; see
+    /// [`WritesHalted`].
+    pub halted: Option<WritesHalted>,
+    /// Queued writes refused because appends were halted (each also logged
+    /// at error level).
+    pub writes_rejected: u64,
+    /// Acknowledged writes that never ran: still queued when the shutdown
+    /// grace period ended or when the `run` future was dropped (each also
+    /// logged at error level).
+    pub writes_lost: u64,
     /// Whether the task has shut down (or is shutting down).
     pub closed: bool,
 }

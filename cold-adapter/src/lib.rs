@@ -66,20 +66,30 @@
 
 mod cache;
 mod config;
-mod dispatch;
 mod error;
+pub mod fault;
 mod handle;
 mod health;
 pub mod metrics;
 mod read_handle;
+mod reads;
+mod shared;
 pub mod soak;
+mod streams;
 mod task;
+mod writes;
+
+pub(crate) use shared::Shared;
 
 pub use config::{
-    ColdStorageConfig, DEFAULT_CACHE_ENTRIES, DEFAULT_DRAIN_DEADLINE, DEFAULT_MAX_STREAM_DEADLINE,
-    DEFAULT_READ_CAP, DEFAULT_STREAM_CAP, DEFAULT_WRITE_BATCH, DEFAULT_WRITE_QUEUE,
+    Backoff, ColdStorageConfig, DEFAULT_CACHE_ENTRIES, DEFAULT_DRAIN_DEADLINE,
+    DEFAULT_MAX_STREAM_DEADLINE, DEFAULT_READ_BACKOFF, DEFAULT_READ_CAP, DEFAULT_READ_RETRIES,
+    DEFAULT_SHUTDOWN_GRACE, DEFAULT_STREAM_CAP, DEFAULT_WRITE_BACKOFF, DEFAULT_WRITE_BATCH,
+    DEFAULT_WRITE_QUEUE, DEFAULT_WRITE_RETRIES,
 };
-pub use error::{BackendPanicked, DispatchError, error_kind};
+pub use error::{BackendPanicked, DispatchError, NoRuntime, error_kind};
+pub use fault::{WritesHalted, is_transient};
+pub use shared::RetryingWrite;
 pub use handle::ColdStorageHandle;
 pub use health::ColdStorageHealth;
 pub use read_handle::ColdStorageReadHandle;

@@ -24,6 +24,23 @@ pub const BACKPRESSURE_TOTAL: &str = "cold_adapter.backpressure_total";
 /// Counter: reads told to stop because a drain passed its deadline.
 pub const READS_STOPPED_TOTAL: &str = "cold_adapter.reads_stopped_total";
 
+/// Counter: retries of writes that failed transiently, labelled `op` and
+/// `kind`.
+pub const WRITE_RETRIES_TOTAL: &str = "cold_adapter.write_retries_total";
+/// Counter: writes that reported a failure but were found committed, so
+/// were counted applied, labelled `op`.
+pub const WRITES_FOUND_APPLIED_TOTAL: &str = "cold_adapter.writes_found_applied_total";
+/// Gauge: 1 while appends are halted after a permanent write failure.
+pub const WRITES_HALTED: &str = "cold_adapter.writes_halted";
+/// Counter: queued writes refused because appends were halted, labelled `op`.
+pub const WRITES_REJECTED_TOTAL: &str = "cold_adapter.writes_rejected_total";
+/// Counter: acknowledged writes abandoned at shutdown (grace period over,
+/// or the `run` future dropped), labelled `op`.
+pub const WRITES_LOST_TOTAL: &str = "cold_adapter.writes_lost_total";
+/// Counter: retries of reads that failed transiently, labelled `op` and
+/// `kind`.
+pub const READ_RETRIES_TOTAL: &str = "cold_adapter.read_retries_total";
+
 fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
@@ -50,6 +67,30 @@ pub(crate) fn write_queue_depth(depth: usize) {
 
 pub(crate) fn backpressure() {
     counter!(BACKPRESSURE_TOTAL).increment(1);
+}
+
+pub(crate) fn write_retry(op: &'static str, kind: &'static str) {
+    counter!(WRITE_RETRIES_TOTAL, "op" => op, "kind" => kind).increment(1);
+}
+
+pub(crate) fn write_found_applied(op: &'static str) {
+    counter!(WRITES_FOUND_APPLIED_TOTAL, "op" => op).increment(1);
+}
+
+pub(crate) fn writes_halted(halted: bool) {
+    gauge!(WRITES_HALTED).set(f64::from(u8::from(halted)));
+}
+
+pub(crate) fn write_rejected(op: &'static str) {
+    counter!(WRITES_REJECTED_TOTAL, "op" => op).increment(1);
+}
+
+pub(crate) fn write_lost(op: &'static str) {
+    counter!(WRITES_LOST_TOTAL, "op" => op).increment(1);
+}
+
+pub(crate) fn read_retry(op: &'static str, kind: &'static str) {
+    counter!(READ_RETRIES_TOTAL, "op" => op, "kind" => kind).increment(1);
 }
 
 pub(crate) fn read_stopped() {

@@ -1,6 +1,6 @@
 //! The read-only handle, and the read methods both handles share.
 
-use crate::dispatch::Shared;
+use crate::Shared;
 use std::sync::Arc;
 use tokio_util::sync::DropGuard;
 
@@ -392,17 +392,7 @@ macro_rules! read_methods {
         /// long the pending drain has waited, write queue depth, streams,
         /// and whether it is closed. A few atomic loads; never blocks.
         pub fn health(&self) -> $crate::ColdStorageHealth {
-            let shared = self.shared();
-            let drain_pending = shared.gate.is_drain_pending();
-            $crate::ColdStorageHealth {
-                reads_in_flight: shared.gate.readers_in_flight(),
-                readers_queued: shared.gate.waiters().saturating_sub(usize::from(drain_pending)),
-                drain_waiting: if drain_pending { shared.drain_waited() } else { None },
-                write_queue_depth: shared.write_queue_depth(),
-                streams_active: shared.config.stream_cap() - shared.streams.available_permits(),
-                drains_granted: shared.drains_granted(),
-                closed: shared.shutdown.is_cancelled() || shared.gate.is_closed(),
-            }
+            self.shared().health()
         }
     };
 }
@@ -425,7 +415,7 @@ impl std::fmt::Debug for ColdStorageReadHandle {
 }
 
 impl ColdStorageReadHandle {
-    fn shared(&self) -> &Shared {
+    fn shared(&self) -> &Arc<Shared> {
         &self.inner.shared
     }
 

@@ -1,25 +1,42 @@
-//! The task: construction, the writer, and shutdown.
+//! The task: construction, running the writer, and shutdown.
 
-use crate::{
-    ColdStorageConfig, ColdStorageHandle,
-    dispatch::{Shared, WriteOp, WriteOutput, WriteRequest},
-    error::BackendPanicked,
-    error_kind, metrics,
-};
-use drain_gate::OwnedDrainGuard;
-use futures_util::FutureExt;
-use signet_cold::{ColdResult, ColdStorageBackend, ColdStorageError};
-use std::{panic::AssertUnwindSafe, sync::Arc};
-use tokio::{sync::mpsc, time::Instant};
+use crate::{ColdStorageConfig, ColdStorageHandle, Shared, metrics, writes::{WriteRequest, write_loop}};
+use signet_cold::ColdStorageBackend;
+use std::sync::{Arc, atomic::Ordering};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-/// Closes the shared state when dropped: at the end of `run`, when the `run`
-/// future is dropped unfinished, or when a task is dropped without running.
-struct CloseOnDrop(Arc<Shared>);
+/// Owns the write queue. Dropped (at the end of `run`, when the `run`
+/// future is dropped unfinished, or with a task that never ran) it closes
+/// the shared state and abandons every write still queued, each logged at
+/// error level and counted (see [`ColdStorageTask::run`]).
+struct Queue {
+    shared: Arc<Shared>,
+    receiver: mpsc::Receiver<WriteRequest>,
+    /// Set once `run` has finished every queued write.
+    finished: bool,
+}
 
-impl Drop for CloseOnDrop {
+impl Drop for Queue {
     fn drop(&mut self) {
-        self.0.close();
+        self.shared.close();
+        self.receiver.close();
+        let lost_before = self.shared.writes_lost.load(Ordering::Relaxed);
+        let mut abandoned = 0usize;
+        while let Ok(request) = self.receiver.try_recv() {
+            abandoned += 1;
+            drop(request); // an awaited caller gets TaskTerminated; a dispatch logs its loss
+        }
+        metrics::write_queue_depth(0);
+        let lost = self.shared.writes_lost.load(Ordering::Relaxed) - lost_before;
+        if !self.finished && (abandoned > 0 || lost > 0) {
+            tracing::error!(
+                writes_abandoned = abandoned,
+                acknowledged_lost = lost,
+                total_acknowledged_lost = self.shared.writes_lost.load(Ordering::Relaxed),
+                "cold storage task stopped before running every queued write",
+            );
+        }
     }
 }
 
@@ -50,16 +67,14 @@ impl Drop for CloseOnDrop {
 /// # }
 /// ```
 pub struct ColdStorageTask<B> {
-    shared: Arc<Shared>,
-    backend: Arc<B>,
-    queue: mpsc::Receiver<WriteRequest>,
-    closer: CloseOnDrop,
+    queue: Queue,
+    _backend: std::marker::PhantomData<fn() -> B>,
 }
 
 impl<B> std::fmt::Debug for ColdStorageTask<B> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ColdStorageTask")
-            .field("config", &self.shared.config)
+            .field("config", &self.queue.shared.config)
             .finish_non_exhaustive()
     }
 }
@@ -83,11 +98,11 @@ impl<B: ColdStorageBackend> ColdStorageTask<B> {
     ) -> (Self, ColdStorageHandle) {
         let backend = Arc::new(backend);
         let shutdown = cancel.child_token();
-        let (shared, queue) = Shared::new(backend.clone(), config, shutdown);
+        let (shared, receiver) = Shared::new(backend, config, shutdown);
         let shared = Arc::new(shared);
         let handle = ColdStorageHandle::new(Arc::clone(&shared));
-        let closer = CloseOnDrop(Arc::clone(&shared));
-        (Self { shared, backend, queue, closer }, handle)
+        let queue = Queue { shared, receiver, finished: false };
+        (Self { queue, _backend: std::marker::PhantomData }, handle)
     }
 
     /// Creates a task with the default config, spawns [`run`](Self::run) on
@@ -115,171 +130,75 @@ impl<B: ColdStorageBackend> ColdStorageTask<B> {
         handle
     }
 
-    /// Runs the writer until shutdown, then waits for the work in flight.
+    /// Runs the writer until shutdown, then finishes the queued writes.
+    ///
+    /// Writes run one at a time, in arrival order, each under a drain of the
+    /// read gate; a write failing transiently is retried, and one failing
+    /// for good halts appends (see
+    /// [`dispatch_append_blocks`](ColdStorageHandle::dispatch_append_blocks)).
+    ///
+    /// # Shutdown
     ///
     /// Shutdown starts when the cancellation token fires or the last handle
-    /// is dropped. From then on, waiting and new reads, new writes, streams
-    /// and the drain the writer may be waiting for fail with
-    /// [`ColdStorageError::TaskTerminated`]. The write that is running
-    /// finishes and gets its result. Every write already queued (awaited or
-    /// dispatched: a dispatch's `Ok` was an acknowledgement) still runs, in
-    /// arrival order, once the reads in flight have finished, and awaited
-    /// callers get its result: dropping only some of them would leave a
-    /// later write applied without an earlier one (a gap in the chain).
-    /// `run` returns once those writes, every read holding a permit and
-    /// every stream producer have finished.
+    /// is dropped. Then, at once:
+    ///
+    /// - new and waiting reads, writes and streams fail with
+    ///   [`TaskTerminated`](signet_cold::ColdStorageError::TaskTerminated),
+    ///   and so do reads and streams in flight: their backend calls are
+    ///   dropped (a read runs in a task of its own once it waits, so this
+    ///   holds even if its caller no longer polls it);
+    /// - every write already queued (awaited or dispatched: a dispatch's
+    ///   `Ok` is an acknowledgement) still runs, in arrival order, with its
+    ///   retries, and awaited callers get its result. A dispatch racing the
+    ///   shutdown either fails or is queued and runs: the queue is read to
+    ///   its end, reserved slots included.
+    ///
+    /// `run` returns when those writes are done, or when the
+    /// [shutdown grace period](ColdStorageConfig::with_shutdown_grace)
+    /// (default 10 s) has passed since shutdown started, whichever is
+    /// first. Writes not run by then (a backend that hangs or keeps failing)
+    /// are abandoned: the one running is dropped mid-call (a SQL
+    /// transaction rolls back), and each is logged at error level and
+    /// counted in [`ColdStorageHealth::writes_lost`](crate::ColdStorageHealth::writes_lost)
+    /// and the `writes_lost_total` [metric](crate::metrics); awaited callers
+    /// get `TaskTerminated`.
     ///
     /// # Cancel safety
     ///
-    /// Dropping the future shuts the task down as above, except that
-    /// nothing waits: a write that was running is dropped mid-call (the
-    /// backend's transaction rolls back), and its caller gets
-    /// `TaskTerminated`.
+    /// Not cancel safe: dropping the future (aborting its task, shutting the
+    /// runtime down) shuts the task down at once, without the grace
+    /// period. The write running is dropped mid-call and every write still
+    /// queued is abandoned, as when the grace period ends: each
+    /// acknowledged one is logged at error level and counted as lost, and a
+    /// summary with the count is logged. Cancel the token and await `run`
+    /// instead.
     pub async fn run(self) {
-        let Self { shared, backend, mut queue, closer } = self;
-        let close_on_shutdown = async {
+        let Self { mut queue, .. } = self;
+        let shared = Arc::clone(&queue.shared);
+        let work = async {
+            write_loop(&shared, &mut queue.receiver).await;
+            shared.stream_tasks.wait().await;
+        };
+        let grace = async {
             shared.shutdown.cancelled().await;
             shared.close();
+            tokio::time::sleep(shared.config.shutdown_grace()).await;
         };
-        let ((), held) =
-            tokio::join!(close_on_shutdown, write_loop(&shared, &*backend, &mut queue));
-
-        // Every write already queued runs, in arrival order, once no read is
-        // in flight (the gate is closed, so none can start): dispatched ones
-        // were acknowledged, and skipping an awaited one while a later
-        // dispatch runs would leave a gap. Nothing new can be queued.
-        queue.close();
-        // The write the writer held while its drain failed comes first.
-        let mut queued: Vec<WriteRequest> = held.into_iter().collect();
-        while let Ok(request) = queue.try_recv() {
-            queued.push(request);
-        }
-        shared.gate.closed_and_idle().await;
-        for request in queued {
-            execute(&shared, &*backend, request).await;
-        }
-        metrics::write_queue_depth(0);
-        shared.stream_tasks.wait().await;
-        tracing::debug!("cold storage task stopped");
-        drop(closer);
-    }
-}
-
-/// Runs writes in arrival order until shutdown; queued writes share a drain.
-///
-/// Returns the write it had taken off the queue when shutdown failed its
-/// drain, so that `run` can still honour it if it was acknowledged.
-async fn write_loop<B: ColdStorageBackend>(
-    shared: &Shared,
-    backend: &B,
-    queue: &mut mpsc::Receiver<WriteRequest>,
-) -> Option<WriteRequest> {
-    loop {
-        let first = tokio::select! {
+        let finished = tokio::select! {
             biased;
-            () = shared.shutdown.cancelled() => return None,
-            next = queue.recv() => match next {
-                Some(request) => request,
-                None => return None,
-            },
+            () = work => true,
+            () = grace => false,
         };
-        let Some(drain) = acquire_drain(shared).await else {
-            return Some(first);
-        };
-        execute(shared, backend, first).await;
-        let mut ran = 1;
-        while ran < shared.config.write_batch() && !shared.shutdown.is_cancelled() {
-            let Ok(next) = queue.try_recv() else { break };
-            execute(shared, backend, next).await;
-            ran += 1;
+        if finished {
+            queue.finished = true;
+            tracing::debug!("cold storage task stopped");
+        } else {
+            tracing::error!(
+                grace_ms = shared.config.shutdown_grace().as_millis() as u64,
+                reads_in_flight = shared.gate.readers_in_flight(),
+                "cold storage shutdown grace period passed; abandoning what is left",
+            );
         }
-        metrics::write_queue_depth(shared.write_queue_depth());
-        drop::<OwnedDrainGuard>(drain);
-    }
-}
-
-/// Waits for a drain; past the drain deadline, tells the reads in flight to
-/// stop. `None` when the gate closed (shutdown) first.
-async fn acquire_drain(shared: &Shared) -> Option<OwnedDrainGuard> {
-    let started = Instant::now();
-    *shared.drain_waiting_since.lock().unwrap_or_else(|e| e.into_inner()) = Some(started);
-    let mut drain = shared.gate.clone().drain_owned();
-    let granted = match shared.config.drain_deadline() {
-        None => drain.await,
-        Some(limit) => tokio::select! {
-            biased;
-            granted = &mut drain => granted,
-            () = tokio::time::sleep(limit) => {
-                tracing::warn!(
-                    readers_in_flight = shared.gate.readers_in_flight(),
-                    limit_ms = limit.as_millis() as u64,
-                    "cold drain passed its deadline; telling reads in flight to stop",
-                );
-                shared.overdue.send_replace(true);
-                drain.await
-            }
-        },
-    };
-    shared.overdue.send_replace(false);
-    *shared.drain_waiting_since.lock().unwrap_or_else(|e| e.into_inner()) = None;
-    metrics::drain_wait(started.elapsed());
-    if granted.is_ok() {
-        shared.drains_granted.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-    }
-    granted.ok()
-}
-
-/// Runs one write under the drain held by the caller and delivers its result.
-async fn execute<B: ColdStorageBackend>(shared: &Shared, backend: &B, request: WriteRequest) {
-    let WriteRequest { op, reply } = request;
-    let name = op.name();
-    let evict_above = match &op {
-        WriteOp::TruncateAbove(block) | WriteOp::DrainAbove(block) => Some(*block),
-        // A backend that overwrites an existing number (MemColdBackend does)
-        // would otherwise leave the old block cached under that number.
-        WriteOp::AppendBlock(block) => Some(block.block_number().saturating_sub(1)),
-        WriteOp::AppendBlocks(blocks) => {
-            blocks.iter().map(|b| b.block_number().saturating_sub(1)).min()
-        }
-    };
-    let started = Instant::now();
-    let outcome = AssertUnwindSafe(run_op(backend, op)).catch_unwind().await;
-    let result = outcome.unwrap_or_else(|payload| {
-        Err(ColdStorageError::backend(BackendPanicked::from_payload(name, &*payload)))
-    });
-    // Evict even on failure: the backend state above `block` is in doubt.
-    // (Appends usually evict nothing: nothing above the tip is cached.)
-    // This happens under the drain, before any later read can start.
-    if let Some(block) = evict_above {
-        shared.cache.invalidate_above(block);
-    }
-    metrics::op_duration(name, started.elapsed());
-    if let Err(err) = &result {
-        metrics::op_error(name, error_kind(err));
-    }
-    match reply {
-        Some(reply) => {
-            let _ = reply.send(result);
-        }
-        None => {
-            if let Err(err) = result {
-                tracing::error!(op = name, error = %err, "dispatched cold write failed");
-            }
-        }
-    }
-}
-
-async fn run_op<B: ColdStorageBackend>(backend: &B, op: WriteOp) -> ColdResult<WriteOutput> {
-    match op {
-        WriteOp::AppendBlock(block) => {
-            backend.append_block(*block).await.map(|()| WriteOutput::Done)
-        }
-        WriteOp::AppendBlocks(blocks) => {
-            backend.append_blocks(blocks).await.map(|()| WriteOutput::Done)
-        }
-        WriteOp::TruncateAbove(block) => {
-            backend.truncate_above(block).await.map(|()| WriteOutput::Done)
-        }
-        WriteOp::DrainAbove(block) => backend.drain_above(block).await.map(WriteOutput::Drained),
+        drop(queue);
     }
 }

@@ -512,6 +512,11 @@ async fn follower<B: ColdStorageBackend>(
                     break;
                 }
                 Err(DispatchError::TaskTerminated) => return,
+                Err(DispatchError::Halted(halt)) => {
+                    tally.error("halted");
+                    tally.example(format!("dispatch refused: {halt}"));
+                    break;
+                }
             }
         }
     }

@@ -3,6 +3,7 @@
 
 #![allow(dead_code, unreachable_pub)]
 
+pub mod faulty;
 pub mod parked;
 pub mod roundtrip;
 

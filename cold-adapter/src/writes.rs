@@ -1,0 +1,533 @@
+//! Writes: how handles queue them, and the writer that runs them in arrival
+//! order, each under a drain, retrying transient failures and halting
+//! appends on a permanent one.
+
+use crate::{
+    DispatchError, Shared, WritesHalted, error::BackendPanicked, error_kind, is_transient,
+    metrics, shared::RetryingWrite,
+};
+use alloy::primitives::BlockNumber;
+use drain_gate::OwnedDrainGuard;
+use futures_util::FutureExt;
+use signet_cold::{
+    BlockData, ColdReceipt, ColdResult, ColdStorageError, DynColdStorageBackend, HeaderSpecifier,
+};
+use std::{
+    panic::AssertUnwindSafe,
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+};
+use tokio::{
+    sync::{mpsc, oneshot},
+    time::Instant,
+};
+
+/// One write, as queued for the writer.
+#[derive(Clone)]
+pub(crate) enum WriteOp {
+    AppendBlock(Box<BlockData>),
+    AppendBlocks(Vec<BlockData>),
+    TruncateAbove(BlockNumber),
+    DrainAbove(BlockNumber),
+}
+
+impl WriteOp {
+    pub(crate) const fn name(&self) -> &'static str {
+        match self {
+            Self::AppendBlock(_) => "append_block",
+            Self::AppendBlocks(_) => "append_blocks",
+            Self::TruncateAbove(_) => "truncate_above",
+            Self::DrainAbove(_) => "drain_above",
+        }
+    }
+
+    fn blocks(&self) -> &[BlockData] {
+        match self {
+            Self::AppendBlock(block) => std::slice::from_ref(&**block),
+            Self::AppendBlocks(blocks) => blocks,
+            Self::TruncateAbove(_) | Self::DrainAbove(_) => &[],
+        }
+    }
+
+    /// The first block number this write changes (for a truncate above
+    /// `n`, `n + 1`); `None` for an empty append.
+    fn first_block(&self) -> Option<BlockNumber> {
+        match self {
+            Self::TruncateAbove(n) | Self::DrainAbove(n) => Some(n.saturating_add(1)),
+            _ => self.blocks().iter().map(BlockData::block_number).min(),
+        }
+    }
+
+    fn last_block(&self) -> Option<BlockNumber> {
+        self.blocks().iter().map(BlockData::block_number).max().or_else(|| self.first_block())
+    }
+
+    /// Whether this write runs while `halt` is in force: a truncate (or
+    /// drain) to below the halted block, which clears it, and an empty
+    /// append, which writes nothing.
+    fn resumes(&self, halt: &WritesHalted) -> bool {
+        match self {
+            Self::TruncateAbove(n) | Self::DrainAbove(n) => *n < halt.block,
+            Self::AppendBlock(_) | Self::AppendBlocks(_) => self.blocks().is_empty(),
+        }
+    }
+}
+
+/// What a write returns on success.
+pub(crate) enum WriteOutput {
+    Done,
+    Drained(Vec<Vec<ColdReceipt>>),
+}
+
+/// A queued write and where its outcome goes.
+pub(crate) struct WriteRequest {
+    pub(crate) op: WriteOp,
+    pub(crate) reply: Reply,
+}
+
+pub(crate) enum Reply {
+    /// An awaited write: its caller gets the result (or `TaskTerminated`
+    /// if this is dropped unanswered).
+    Awaited(oneshot::Sender<ColdResult<WriteOutput>>),
+    /// A dispatched write, acknowledged with `Ok`.
+    Dispatched(Ack),
+}
+
+/// A dispatched write's acknowledgement. Dropped without being settled
+/// (the task abandoned the write), it logs the loss at error level and
+/// counts it.
+pub(crate) struct Ack {
+    lost: Arc<AtomicU64>,
+    op: &'static str,
+    first: Option<BlockNumber>,
+    last: Option<BlockNumber>,
+    settled: bool,
+}
+
+impl Drop for Ack {
+    fn drop(&mut self) {
+        if !self.settled {
+            self.lost.fetch_add(1, Ordering::Relaxed);
+            metrics::write_lost(self.op);
+            tracing::error!(
+                op = self.op,
+                first_block = self.first,
+                last_block = self.last,
+                "acknowledged cold write lost: the task stopped before running it",
+            );
+        }
+    }
+}
+
+impl Reply {
+    fn deliver(self, op: &'static str, result: ColdResult<WriteOutput>) {
+        match self {
+            Self::Awaited(reply) => {
+                let _ = reply.send(result);
+            }
+            Self::Dispatched(mut ack) => {
+                ack.settled = true;
+                if let Err(err) = result {
+                    tracing::error!(
+                        op,
+                        first_block = ack.first,
+                        last_block = ack.last,
+                        error = %err,
+                        "dispatched cold write failed",
+                    );
+                }
+            }
+        }
+    }
+}
+
+impl Shared {
+    /// Queues a write and waits for its result.
+    pub(crate) async fn write(&self, op: WriteOp) -> ColdResult<WriteOutput> {
+        self.ensure_open()?;
+        if let Some(halt) = self.halted()
+            && !op.resumes(&halt)
+        {
+            return Err(halt.to_cold());
+        }
+        let (reply, result) = oneshot::channel();
+        let request = WriteRequest { op, reply: Reply::Awaited(reply) };
+        let sent = tokio::select! {
+            biased;
+            () = self.shutdown.cancelled() => return Err(ColdStorageError::TaskTerminated),
+            sent = self.writes.send(request) => sent,
+        };
+        sent.map_err(|_| ColdStorageError::TaskTerminated)?;
+        metrics::write_queue_depth(self.write_queue_depth());
+        // The writer drops the reply sender unanswered only when the task
+        // stops without running it (grace period over, `run` dropped).
+        result.await.map_err(|_| ColdStorageError::TaskTerminated)?
+    }
+
+    /// Queues a write without waiting for a slot or a result.
+    pub(crate) fn dispatch(&self, op: WriteOp) -> Result<(), DispatchError> {
+        if self.shutdown.is_cancelled() {
+            return Err(DispatchError::TaskTerminated);
+        }
+        if let Some(halt) = self.halted()
+            && !op.resumes(&halt)
+        {
+            return Err(DispatchError::Halted(halt));
+        }
+        let ack = Ack {
+            lost: Arc::clone(&self.writes_lost),
+            op: op.name(),
+            first: op.first_block(),
+            last: op.last_block(),
+            settled: false,
+        };
+        match self.writes.try_send(WriteRequest { op, reply: Reply::Dispatched(ack) }) {
+            Ok(()) => {
+                metrics::write_queue_depth(self.write_queue_depth());
+                Ok(())
+            }
+            Err(refused) => {
+                let (full, request) = match refused {
+                    mpsc::error::TrySendError::Full(request) => (true, request),
+                    mpsc::error::TrySendError::Closed(request) => (false, request),
+                };
+                // Refused, so never acknowledged: not a loss.
+                if let Reply::Dispatched(mut ack) = request.reply {
+                    ack.settled = true;
+                }
+                if full {
+                    metrics::backpressure();
+                    Err(DispatchError::Backpressure)
+                } else {
+                    Err(DispatchError::TaskTerminated)
+                }
+            }
+        }
+    }
+}
+
+/// Runs writes in arrival order until shutdown, then every write still
+/// queued. Queued writes share a drain, up to the write batch.
+///
+/// At shutdown the queue is closed and read with `recv` until it reports
+/// the end, so a dispatch holding a reserved slot it has not yet filled
+/// (tokio's mpsc) is still waited for: `try_recv` would answer `Empty` and
+/// lose it.
+pub(crate) async fn write_loop(shared: &Shared, queue: &mut mpsc::Receiver<WriteRequest>) {
+    let mut writer = Writer { shared, drain: None, closed_idle: false };
+    let mut closing = false;
+    let mut ran = 0;
+    loop {
+        let next = if closing {
+            queue.recv().await
+        } else {
+            tokio::select! {
+                biased;
+                () = shared.shutdown.cancelled() => {
+                    closing = true;
+                    queue.close();
+                    continue;
+                }
+                next = queue.recv() => next,
+            }
+        };
+        let Some(request) = next else { break };
+        writer.run(request).await;
+        ran += 1;
+        metrics::write_queue_depth(shared.write_queue_depth());
+        if ran >= shared.config.write_batch() || queue.is_empty() {
+            writer.drain = None;
+            ran = 0;
+        }
+    }
+}
+
+/// Waits for a drain; past the drain deadline, tells the reads in flight to
+/// stop. `None` when the gate closed (shutdown) first.
+async fn acquire_drain(shared: &Shared) -> Option<OwnedDrainGuard> {
+    let started = Instant::now();
+    shared.set_drain_waiting(Some(started));
+    let mut drain = shared.gate.clone().drain_owned();
+    let granted = match shared.config.drain_deadline() {
+        None => drain.await,
+        Some(limit) => tokio::select! {
+            biased;
+            granted = &mut drain => granted,
+            () = tokio::time::sleep(limit) => {
+                tracing::warn!(
+                    readers_in_flight = shared.gate.readers_in_flight(),
+                    limit_ms = limit.as_millis() as u64,
+                    "cold drain passed its deadline; telling reads in flight to stop",
+                );
+                shared.overdue.send_replace(true);
+                drain.await
+            }
+        },
+    };
+    shared.overdue.send_replace(false);
+    shared.set_drain_waiting(None);
+    metrics::drain_wait(started.elapsed());
+    if granted.is_ok() {
+        shared.drains_granted.fetch_add(1, Ordering::Relaxed);
+    }
+    granted.ok()
+}
+
+/// What the backend holds of an append that reported a failure.
+enum Applied {
+    /// Every block is there with the same hash: the append committed.
+    All,
+    /// None of them is there.
+    None,
+    /// Some are there; these are the ones still to append, in order.
+    Rest(WriteOp),
+    /// A block is there with another hash.
+    Conflict(String),
+    /// The check itself failed.
+    Unknown,
+}
+
+/// How a write ended.
+enum Outcome {
+    Done(WriteOutput),
+    /// Failed; appends halt unless `halt` is false.
+    Failed { err: ColdStorageError, halt: bool },
+}
+
+/// An error the writer makes up, for a write that is known to have failed
+/// (or committed without its result) but whose backend error says nothing
+/// useful.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct WriteFault(String);
+
+struct Writer<'a> {
+    shared: &'a Shared,
+    drain: Option<OwnedDrainGuard>,
+    /// The gate is closed and no read is in flight: writes need no drain.
+    closed_idle: bool,
+}
+
+impl Writer<'_> {
+    /// Makes sure no read is in flight: holds a drain, or (at shutdown) waits
+    /// until the closed gate is idle.
+    async fn exclusive(&mut self) {
+        if self.drain.is_some() || self.closed_idle {
+            return;
+        }
+        match acquire_drain(self.shared).await {
+            Some(guard) => self.drain = Some(guard),
+            None => {
+                self.shared.gate.closed_and_idle().await;
+                self.closed_idle = true;
+            }
+        }
+    }
+
+    async fn run(&mut self, request: WriteRequest) {
+        let WriteRequest { op, reply } = request;
+        let name = op.name();
+        if let Some(halt) = self.shared.halted()
+            && !op.resumes(&halt)
+        {
+            self.shared.writes_rejected.fetch_add(1, Ordering::Relaxed);
+            metrics::write_rejected(name);
+            tracing::error!(
+                op = name,
+                first_block = op.first_block(),
+                halted_at = halt.block,
+                "cold write refused: appends are halted",
+            );
+            reply.deliver(name, Err(halt.to_cold()));
+            return;
+        }
+        let result = match self.run_with_retries(op.clone()).await {
+            Outcome::Done(output) => {
+                if let Some(halt) = self.shared.halted()
+                    && op.resumes(&halt)
+                    && op.blocks().is_empty()
+                    && op.first_block().is_some()
+                {
+                    self.shared.set_halted(None);
+                    metrics::writes_halted(false);
+                    tracing::info!(op = name, halted_at = halt.block, "cold appends resumed");
+                }
+                Ok(output)
+            }
+            Outcome::Failed { err, halt } => {
+                if halt {
+                    let halted = WritesHalted {
+                        op: name,
+                        block: op.first_block().unwrap_or_default(),
+                        cause: err.to_string(),
+                    };
+                    tracing::error!(
+                        op = name,
+                        block = halted.block,
+                        error = %err,
+                        "cold write failed for good: appends halted until a truncate below it",
+                    );
+                    metrics::writes_halted(true);
+                    self.shared.set_halted(Some(halted));
+                }
+                Err(err)
+            }
+        };
+        reply.deliver(name, result);
+    }
+
+    async fn run_with_retries(&mut self, mut op: WriteOp) -> Outcome {
+        let name = op.name();
+        let config = &self.shared.config;
+        let mut delays = config.write_backoff().delays(config.write_retries());
+        let mut attempts = 0u32;
+        let outcome = loop {
+            self.exclusive().await;
+            attempts += 1;
+            let err = match self.attempt(op.clone()).await {
+                Ok(output) => break Outcome::Done(output),
+                Err(err) => err,
+            };
+            // A failed write may still have committed (the reply to COMMIT
+            // can be lost with the connection), or may have found its
+            // blocks already there: ask the backend before anything else.
+            // No read is in flight, so nothing else changes meanwhile.
+            match &op {
+                WriteOp::AppendBlock(_) | WriteOp::AppendBlocks(_) => {
+                    match self.applied(&op).await {
+                        Applied::All => {
+                            metrics::write_found_applied(name);
+                            tracing::info!(op = name, error = %err, "cold write reported failure but had committed");
+                            break Outcome::Done(WriteOutput::Done);
+                        }
+                        Applied::Rest(rest) => op = rest,
+                        Applied::Conflict(why) => {
+                            let err = ColdStorageError::backend(WriteFault(format!("{err}; {why}")));
+                            break Outcome::Failed { err, halt: true };
+                        }
+                        Applied::None | Applied::Unknown => {}
+                    }
+                }
+                WriteOp::DrainAbove(block) if is_transient(&err) => {
+                    // Retrying a drain that committed would return no
+                    // receipts as if there were none.
+                    if let Ok(latest) = self.shared.backend.dyn_get_latest_block().await
+                        && latest.is_none_or(|tip| tip <= *block)
+                    {
+                        let err = ColdStorageError::backend(WriteFault(format!(
+                            "drain_above({block}) committed but its receipts were lost with the \
+                             connection: {err}"
+                        )));
+                        break Outcome::Failed { err, halt: false };
+                    }
+                }
+                _ => {}
+            }
+            let transient = is_transient(&err);
+            let Some(delay) = delays.next().filter(|_| transient) else {
+                let err = if transient && attempts > 1 {
+                    ColdStorageError::backend(WriteFault(format!(
+                        "gave up after {attempts} tries: {err}"
+                    )))
+                } else {
+                    err
+                };
+                break Outcome::Failed { err, halt: true };
+            };
+            self.shared.write_retries.fetch_add(1, Ordering::Relaxed);
+            metrics::write_retry(name, error_kind(&err));
+            tracing::warn!(
+                op = name,
+                first_block = op.first_block(),
+                attempts,
+                retry_in_ms = delay.as_millis() as u64,
+                error = %err,
+                "cold write failed transiently; retrying",
+            );
+            self.shared.set_retrying(Some(RetryingWrite {
+                op: name,
+                block: op.first_block().unwrap_or_default(),
+                attempts,
+                error: err.to_string(),
+            }));
+            // Let reads run while waiting; later writes stay behind this one.
+            self.drain = None;
+            tokio::time::sleep(delay).await;
+        };
+        self.shared.set_retrying(None);
+        outcome
+    }
+
+    /// One try, under the drain held by the caller.
+    async fn attempt(&self, op: WriteOp) -> ColdResult<WriteOutput> {
+        let name = op.name();
+        let evict_from = op.first_block();
+        let backend = &*self.shared.backend;
+        let started = Instant::now();
+        let outcome = AssertUnwindSafe(run_op(backend, op)).catch_unwind().await;
+        let result = outcome.unwrap_or_else(|payload| {
+            Err(ColdStorageError::backend(BackendPanicked::from_payload(name, &*payload)))
+        });
+        // Evict even on failure: the backend state from there up is in
+        // doubt. A backend that overwrites an existing number (MemColdBackend
+        // does) would otherwise leave the old block cached under it. This
+        // happens under the drain, before any later read can start.
+        if let Some(block) = evict_from {
+            self.shared.cache.invalidate_from(block);
+        }
+        metrics::op_duration(name, started.elapsed());
+        if let Err(err) = &result {
+            metrics::op_error(name, error_kind(err));
+        }
+        result
+    }
+
+    async fn applied(&self, op: &WriteOp) -> Applied {
+        let backend = &*self.shared.backend;
+        let mut rest = Vec::new();
+        for block in op.blocks() {
+            let number = block.block_number();
+            let found = AssertUnwindSafe(backend.dyn_get_header(HeaderSpecifier::Number(number)))
+                .catch_unwind()
+                .await;
+            match found {
+                Ok(Ok(Some(header))) if header.hash() == block.header.hash() => {}
+                Ok(Ok(Some(header))) => {
+                    return Applied::Conflict(format!(
+                        "block {number} is already stored with hash {}, not {}",
+                        header.hash(),
+                        block.header.hash()
+                    ));
+                }
+                Ok(Ok(None)) => rest.push(block.clone()),
+                Ok(Err(_)) | Err(_) => return Applied::Unknown,
+            }
+        }
+        if rest.is_empty() {
+            Applied::All
+        } else if rest.len() == op.blocks().len() {
+            Applied::None
+        } else {
+            Applied::Rest(WriteOp::AppendBlocks(rest))
+        }
+    }
+}
+
+async fn run_op(backend: &dyn DynColdStorageBackend, op: WriteOp) -> ColdResult<WriteOutput> {
+    match op {
+        WriteOp::AppendBlock(block) => {
+            backend.dyn_append_block(*block).await.map(|()| WriteOutput::Done)
+        }
+        WriteOp::AppendBlocks(blocks) => {
+            backend.dyn_append_blocks(blocks).await.map(|()| WriteOutput::Done)
+        }
+        WriteOp::TruncateAbove(block) => {
+            backend.dyn_truncate_above(block).await.map(|()| WriteOutput::Done)
+        }
+        WriteOp::DrainAbove(block) => {
+            backend.dyn_drain_above(block).await.map(WriteOutput::Drained)
+        }
+    }
+}
