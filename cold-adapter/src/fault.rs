@@ -81,7 +81,9 @@ fn classify(err: &(dyn StdError + 'static)) -> Option<bool> {
 
 fn sqlx_is_transient(err: &sqlx_core::Error) -> bool {
     match err {
-        sqlx_core::Error::Io(_) | sqlx_core::Error::PoolTimedOut | sqlx_core::Error::WorkerCrashed => true,
+        sqlx_core::Error::Io(_)
+        | sqlx_core::Error::PoolTimedOut
+        | sqlx_core::Error::WorkerCrashed => true,
         sqlx_core::Error::Database(db) => db.code().is_some_and(|code| code_is_transient(&code)),
         _ => false,
     }
@@ -92,7 +94,10 @@ fn sqlx_is_transient(err: &sqlx_core::Error) -> bool {
 fn code_is_transient(code: &str) -> bool {
     if code.len() == 5 {
         return code.starts_with("08")
-            || matches!(code, "40001" | "40P01" | "53300" | "55P03" | "57014" | "57P01" | "57P02" | "57P03");
+            || matches!(
+                code,
+                "40001" | "40P01" | "53300" | "55P03" | "57014" | "57P01" | "57P02" | "57P03"
+            );
     }
     code.parse::<u32>().is_ok_and(|n| matches!(n & 0xff, 5 | 6 | 10))
 }
@@ -147,7 +152,10 @@ mod tests {
 
     #[test]
     fn sqlstates_and_sqlite_codes() {
-        for code in ["08006", "08P01", "40001", "40P01", "57P01", "57014", "5", "6", "517", "261", "10", "3850"] {
+        for code in [
+            "08006", "08P01", "40001", "40P01", "57P01", "57014", "5", "6", "517", "261", "10",
+            "3850",
+        ] {
             assert!(code_is_transient(code), "{code} should be transient");
         }
         for code in ["23505", "23503", "42P01", "19", "2067", "1555", "1"] {

@@ -30,18 +30,23 @@
 //! # How it works
 //!
 //! - **Reads** take a permit from a [`DrainGate`](drain_gate::DrainGate)
-//!   (the read cap, default 64) in the caller's own task, and run the backend
-//!   call there while holding it. The permit is released when the call
-//!   returns, fails, panics (caught, returned as [`BackendPanicked`]) or the
-//!   caller drops the future. Nothing that dispatches reads ever waits on a
-//!   permit for someone else, so no number of reads can stop reads or writes
-//!   (the signet-cold 0.7 task wedged on its 65th concurrent read).
-//!   Running in the caller's task (rather than a spawned one) means a caller
-//!   that gives up also stops its backend call and frees its permit at once.
+//!   (the read cap, default 64) and hold it for the backend call. A read
+//!   whose permit is free and whose call answers on its first poll (the
+//!   in-memory backend, the cache) runs entirely in the caller's task; one
+//!   that must wait, or whose call is pending, moves into a task of its own,
+//!   which the caller awaits and aborts when it drops its future. So a read
+//!   stops at the drain deadline and at shutdown even when its caller has
+//!   stopped polling it. The permit is released when the call returns,
+//!   fails, panics (caught, returned as [`BackendPanicked`]) or is stopped.
+//!   Nothing ever waits on a permit for someone else, so no number of reads
+//!   can stop reads or writes (the signet-cold 0.7 task wedged on its 65th
+//!   concurrent read). [Transient](fault) read failures are retried.
 //! - **Writes** are queued (default 256 slots) to one writer, which runs them
 //!   in arrival order, each under a drain: no backend read is in flight while
 //!   a write commits. Writes already queued when a drain is granted run under
-//!   that same drain (up to 64), each with its own result.
+//!   that same drain (up to 64), each with its own result. Transient
+//!   failures are retried; a permanent one halts appends until a truncate;
+//!   see [durable writes](ColdStorageHandle::dispatch_append_blocks#durable-writes).
 //! - **Drain deadline** (default 5 s): once a drain has waited that long, the
 //!   reads it waits for are told, through their permits, to stop; they return
 //!   [`DeadlineExceeded`](signet_cold::ColdStorageError::DeadlineExceeded).
@@ -51,8 +56,9 @@
 //!   (block, index), consulted before a permit is taken and evicted above a
 //!   truncate inside its drain.
 //! - **Shutdown**: cancelling the token or dropping every handle fails
-//!   waiting and new calls with `TaskTerminated`; work in flight finishes and
-//!   then [`ColdStorageTask::run`] returns.
+//!   new, waiting and running reads and streams with `TaskTerminated`;
+//!   queued writes still run, and [`ColdStorageTask::run`] returns within a
+//!   grace period; see [Shutdown](ColdStorageTask::run#shutdown).
 //! - **Visibility**: [`metrics`] and
 //!   [`ColdStorageHandle::health`].
 //!
@@ -89,8 +95,8 @@ pub use config::{
 };
 pub use error::{BackendPanicked, DispatchError, NoRuntime, error_kind};
 pub use fault::{WritesHalted, is_transient};
-pub use shared::RetryingWrite;
 pub use handle::ColdStorageHandle;
 pub use health::ColdStorageHealth;
 pub use read_handle::ColdStorageReadHandle;
+pub use shared::RetryingWrite;
 pub use task::ColdStorageTask;

@@ -30,16 +30,21 @@ macro_rules! read_errors {
          - [`ColdStorageError::Backend`](signet_cold::ColdStorageError::Backend) for backend \
          failures, and wrapping [`BackendPanicked`](crate::BackendPanicked) when the backend call \
          panicked (the panic does not reach the caller).\n\
-         - Any other error the backend returns, such as its own read timeout."
+         - Any other error the backend returns, such as its own read timeout, once the \
+         [read retries](crate::ColdStorageConfig::with_read_retries) of a \
+         [transient](crate::fault) one are spent.\n\
+         - [`ColdStorageError::Backend`](signet_cold::ColdStorageError::Backend) wrapping \
+         [`NoRuntime`](crate::NoRuntime) when called outside a tokio runtime."
     };
 }
 
 macro_rules! read_cancel_safety {
     () => {
         "# Cancel safety\n\n\
-         Cancel safe. Reads run in the caller's task: dropping the future gives up its place in \
-         the permit queue, or drops the backend call and releases its permit at once. Nothing is \
-         changed; only the result is lost."
+         Cancel safe. Dropping the future gives up its place in the permit queue, or drops the \
+         backend call and releases its permit: at once when the read runs in the caller's task, \
+         at the runtime's next turn when it runs in a task of its own (see \
+         [how reads run](crate#how-it-works)). Nothing is changed; only the result is lost."
     };
 }
 
@@ -388,9 +393,10 @@ macro_rules! read_methods {
             self.shared().get_latest_block().await
         }
 
-        /// A snapshot of the task's progress: reads in flight and queued, how
-        /// long the pending drain has waited, write queue depth, streams,
-        /// and whether it is closed. A few atomic loads; never blocks.
+        /// A snapshot of the task's progress and faults: reads in flight and
+        /// queued, how long the pending drain has waited, write queue depth,
+        /// streams, write retries, a halt, lost writes, and whether it is
+        /// closed. Atomic loads and two short uncontended locks; never waits.
         pub fn health(&self) -> $crate::ColdStorageHealth {
             self.shared().health()
         }

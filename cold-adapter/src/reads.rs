@@ -25,29 +25,26 @@ use crate::{
     error_kind, is_transient,
     metrics::{self, InFlight},
 };
+use alloy::primitives::{B256, BlockNumber};
 use drain_gate::OwnedReadPermit;
 use futures_util::FutureExt;
-use alloy::primitives::{B256, BlockNumber};
 use signet_cold::{
     ColdReceipt, ColdResult, ColdStorageError, Confirmed, DynColdStorageBackend, Filter,
     HeaderSpecifier, ReceiptSpecifier, RpcLog, SignetEventsSpecifier, TransactionSpecifier,
     ZenithHeaderSpecifier,
 };
 use signet_storage_types::{DbSignetEvent, DbZenithHeader, RecoveredTx, SealedHeader};
-use std::{
-    future::Future,
-    panic::AssertUnwindSafe,
-    pin::Pin,
-    sync::Arc,
-    task::Poll,
-};
+use std::{future::Future, panic::AssertUnwindSafe, pin::Pin, sync::Arc, task::Poll};
 use tokio::{task::JoinHandle, time::Instant};
 
 /// A backend call that owns what it needs.
 pub(crate) type Call<T> = Pin<Box<dyn Future<Output = ColdResult<T>> + Send>>;
 
 /// How a read makes its backend call; called again for each retry.
-pub(crate) trait MakeCall<T>: Fn(Arc<dyn DynColdStorageBackend>) -> Call<T> + Send + 'static {}
+pub(crate) trait MakeCall<T>:
+    Fn(Arc<dyn DynColdStorageBackend>) -> Call<T> + Send + 'static
+{
+}
 impl<T, F: Fn(Arc<dyn DynColdStorageBackend>) -> Call<T> + Send + 'static> MakeCall<T> for F {}
 
 /// Inserts a successful value into the cache, while the permit is held.
@@ -342,8 +339,12 @@ impl Shared {
         self: &Arc<Self>,
         block: BlockNumber,
     ) -> ColdResult<u64> {
-        self.read("get_transaction_count", call!(|b| dyn_get_transaction_count(block)), keep_nothing)
-            .await
+        self.read(
+            "get_transaction_count",
+            call!(|b| dyn_get_transaction_count(block)),
+            keep_nothing,
+        )
+        .await
     }
 
     pub(crate) async fn get_receipt(
@@ -368,8 +369,12 @@ impl Shared {
         self: &Arc<Self>,
         block: BlockNumber,
     ) -> ColdResult<Vec<ColdReceipt>> {
-        self.read("get_receipts_in_block", call!(|b| dyn_get_receipts_in_block(block)), keep_nothing)
-            .await
+        self.read(
+            "get_receipts_in_block",
+            call!(|b| dyn_get_receipts_in_block(block)),
+            keep_nothing,
+        )
+        .await
     }
 
     pub(crate) async fn get_signet_events(
@@ -406,8 +411,12 @@ impl Shared {
     }
 
     pub(crate) async fn get_latest_block(self: &Arc<Self>) -> ColdResult<Option<BlockNumber>> {
-        self.read("get_latest_block", |b| -> Call<_> { Box::pin(async move { b.dyn_get_latest_block().await }) }, keep_nothing)
-            .await
+        self.read(
+            "get_latest_block",
+            |b| -> Call<_> { Box::pin(async move { b.dyn_get_latest_block().await }) },
+            keep_nothing,
+        )
+        .await
     }
 
     pub(crate) async fn get_header_by_hash(

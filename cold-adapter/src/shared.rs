@@ -138,11 +138,8 @@ impl Shared {
     /// A snapshot for [`ColdStorageHandle::health`](crate::ColdStorageHandle::health).
     pub(crate) fn health(&self) -> ColdStorageHealth {
         let drain_pending = self.gate.is_drain_pending();
-        let drain_waiting: Option<Duration> = if drain_pending {
-            lock(&self.drain_waiting_since).map(|t| t.elapsed())
-        } else {
-            None
-        };
+        let drain_waiting: Option<Duration> =
+            if drain_pending { lock(&self.drain_waiting_since).map(|t| t.elapsed()) } else { None };
         ColdStorageHealth {
             reads_in_flight: self.gate.readers_in_flight(),
             readers_queued: self.gate.waiters().saturating_sub(usize::from(drain_pending)),

@@ -1,6 +1,10 @@
 //! Log streams: their own cap, a task per producing stream, no read permit.
 
-use crate::{Shared, error::BackendPanicked, metrics::{self, InFlight}};
+use crate::{
+    Shared,
+    error::BackendPanicked,
+    metrics::{self, InFlight},
+};
 use futures_util::FutureExt;
 use signet_cold::{ColdResult, ColdStorageError, Filter, LogStream, StreamParams};
 use std::{panic::AssertUnwindSafe, sync::Arc, time::Duration};
@@ -70,7 +74,8 @@ impl Shared {
     /// timeout, a panic returned as [`BackendPanicked`].
     async fn resolve_latest(&self) -> ColdResult<Option<alloy::primitives::BlockNumber>> {
         let limit = self.backend.dyn_read_timeout().unwrap_or(DEFAULT_STREAM_SETUP_TIMEOUT);
-        let call = std::panic::catch_unwind(AssertUnwindSafe(|| self.backend.dyn_get_latest_block()));
+        let call =
+            std::panic::catch_unwind(AssertUnwindSafe(|| self.backend.dyn_get_latest_block()));
         let latest = match call {
             Ok(call) => tokio::time::timeout(limit, AssertUnwindSafe(call).catch_unwind()).await,
             Err(payload) => Ok(Err(payload)),
@@ -82,7 +87,10 @@ impl Shared {
             }
             Ok(Err(payload)) => {
                 metrics::op_error("stream_logs", "panic");
-                Err(ColdStorageError::backend(BackendPanicked::from_payload("stream_logs", &*payload)))
+                Err(ColdStorageError::backend(BackendPanicked::from_payload(
+                    "stream_logs",
+                    &*payload,
+                )))
             }
             Ok(Ok(latest)) => latest,
         }

@@ -1,6 +1,9 @@
 //! The task: construction, running the writer, and shutdown.
 
-use crate::{ColdStorageConfig, ColdStorageHandle, Shared, metrics, writes::{WriteRequest, write_loop}};
+use crate::{
+    ColdStorageConfig, ColdStorageHandle, Shared, metrics,
+    writes::{WriteRequest, write_loop},
+};
 use signet_cold::ColdStorageBackend;
 use std::sync::{Arc, atomic::Ordering};
 use tokio::sync::mpsc;

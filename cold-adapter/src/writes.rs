@@ -3,8 +3,8 @@
 //! appends on a permanent one.
 
 use crate::{
-    DispatchError, Shared, WritesHalted, error::BackendPanicked, error_kind, is_transient,
-    metrics, shared::RetryingWrite,
+    DispatchError, Shared, WritesHalted, error::BackendPanicked, error_kind, is_transient, metrics,
+    shared::RetryingWrite,
 };
 use alloy::primitives::BlockNumber;
 use drain_gate::OwnedDrainGuard;
@@ -293,7 +293,10 @@ enum Applied {
 enum Outcome {
     Done(WriteOutput),
     /// Failed; appends halt unless `halt` is false.
-    Failed { err: ColdStorageError, halt: bool },
+    Failed {
+        err: ColdStorageError,
+        halt: bool,
+    },
 }
 
 /// An error the writer makes up, for a write that is known to have failed
@@ -404,7 +407,8 @@ impl Writer<'_> {
                         }
                         Applied::Rest(rest) => op = rest,
                         Applied::Conflict(why) => {
-                            let err = ColdStorageError::backend(WriteFault(format!("{err}; {why}")));
+                            let err =
+                                ColdStorageError::backend(WriteFault(format!("{err}; {why}")));
                             break Outcome::Failed { err, halt: true };
                         }
                         Applied::None | Applied::Unknown => {}

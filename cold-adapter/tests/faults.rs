@@ -9,9 +9,9 @@ use cold_adapter::{
     metrics as names,
 };
 use common::{
-    ParkedBackend, chain, guard,
+    ParkedBackend, chain,
     faulty::{FaultyBackend, WriteFault},
-    mem, sqlite, until,
+    guard, mem, sqlite, until,
 };
 use metrics_util::debugging::{DebugValue, DebuggingRecorder, Snapshotter};
 use signet_cold::{
@@ -303,7 +303,8 @@ async fn f03_exhausted_retries_halt_appends() {
 #[test]
 fn f04_shutdown_while_dispatching_loses_no_acknowledged_write() {
     const ROUNDS: usize = 1_000;
-    const THREADS: u64 = 4;
+    const THREADS: u64 = 8;
+    const PER_THREAD: u64 = 200;
     let template = chain(1).remove(0);
     for round in 0..ROUNDS {
         let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -313,7 +314,7 @@ fn f04_shutdown_while_dispatching_loses_no_acknowledged_write() {
             .unwrap();
         let inner = signet_cold::mem::MemColdBackend::new();
         let cancel = CancellationToken::new();
-        let config = ColdStorageConfig::default().with_write_queue(8);
+        let config = ColdStorageConfig::default().with_write_queue(64);
         let (task, handle) = ColdStorageTask::with_config(inner.clone(), cancel.clone(), config);
         let run = runtime.spawn(task.run());
         let acked: Vec<Vec<u64>> = std::thread::scope(|scope| {
@@ -323,7 +324,7 @@ fn f04_shutdown_while_dispatching_loses_no_acknowledged_write() {
                     let template = template.clone();
                     scope.spawn(move || {
                         let mut acked = Vec::new();
-                        for i in 0.. {
+                        for i in 0..PER_THREAD {
                             let mut block = template.clone();
                             let number = t * 1_000_000 + i + 1;
                             let mut header = block.header.clone().unseal();
@@ -340,7 +341,7 @@ fn f04_shutdown_while_dispatching_loses_no_acknowledged_write() {
                 })
                 .collect();
             // Shut down while they dispatch.
-            while handle.health().drains_granted < 2 {
+            while handle.health().drains_granted < 1 {
                 std::thread::yield_now();
             }
             cancel.cancel();
@@ -453,6 +454,31 @@ async fn f06_a_read_no_longer_polled_does_not_hold_a_write() {
     task.stop().await;
 }
 
+// ----- F07 (the Postgres case is in postgres.rs) -----
+
+/// Reads are idempotent: one meeting a dropped connection is retried, and
+/// its caller sees no error; one that keeps failing returns a clear error
+/// once the retries are spent.
+#[tokio::test(start_paused = true)]
+async fn f07_transient_read_faults_are_retried() {
+    let backend = FaultyBackend::new(mem().backend);
+    let task = start(backend.clone(), quick());
+    let blocks = chain(2);
+    task.handle.append_blocks(blocks.clone()).await.unwrap();
+    let retries_before = counter(names::READ_RETRIES_TOTAL, "get_transactions_in_block");
+
+    backend.fail_reads(3);
+    let txs = task.handle.get_transactions_in_block(2).await.unwrap();
+    assert_eq!(txs.len(), blocks[1].transactions.len());
+    assert_eq!(counter(names::READ_RETRIES_TOTAL, "get_transactions_in_block"), retries_before + 3);
+
+    backend.fail_reads(4);
+    let err = task.handle.get_transactions_in_block(2).await.unwrap_err();
+    assert!(err.to_string().contains("connection reset"), "{err}");
+    assert_eq!(task.handle.health().reads_in_flight, 0);
+    task.stop().await;
+}
+
 // ----- F08 -----
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -519,7 +545,9 @@ async fn f10_dropping_run_logs_and_counts_the_acknowledged_writes_it_abandons() 
     assert_eq!(health.writes_lost, 4, "{health:?}");
     assert!(health.closed);
     assert!(!logged(&["ERROR", "acknowledged cold write lost", "first_block=5"]).is_empty());
-    assert!(!logged(&["ERROR", "stopped before running every queued write", "acknowledged_lost=3"])
-        .is_empty());
+    assert!(
+        !logged(&["ERROR", "stopped before running every queued write", "acknowledged_lost=3"])
+            .is_empty()
+    );
     assert_eq!(inner.get_latest_block().await.unwrap(), Some(1), "nothing ran after the drop");
 }

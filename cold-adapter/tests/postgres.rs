@@ -81,6 +81,113 @@ mod pg {
         .await;
     }
 
+    /// F07: every connection of the backend's pool is killed, again and
+    /// again, under a read flood with appends running. Reads are retried on
+    /// fresh connections and their callers see no error; writes are retried
+    /// and applied; the task recovers; nothing acknowledged is lost.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn f07_postgres_connections_killed() {
+        in_fresh_database("f07", |url| async move {
+            use super::common::{chain, guard};
+            use cold_adapter::{ColdStorageConfig, ColdStorageTask};
+            use std::sync::{
+                Arc,
+                atomic::{AtomicBool, AtomicU64, Ordering},
+            };
+
+            let db = url.rsplit('/').next().unwrap().split('?').next().unwrap().to_owned();
+            let admin_pool = admin(&std::env::var("DATABASE_URL").unwrap()).await;
+            let backend = SqlColdBackend::connect(&url).await.expect("connect");
+            let cancel = tokio_util::sync::CancellationToken::new();
+            let (task, handle) =
+                ColdStorageTask::with_config(backend, cancel.clone(), ColdStorageConfig::default());
+            let run = tokio::spawn(task.run());
+
+            const BLOCKS: u64 = 60;
+            let blocks = chain(BLOCKS);
+            handle.append_blocks(blocks[..10].to_vec()).await.unwrap();
+            let stop = Arc::new(AtomicBool::new(false));
+            let (reads, errors) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+            let examples = Arc::new(std::sync::Mutex::new(Vec::new()));
+            let mut readers = tokio::task::JoinSet::new();
+            for r in 0..32u64 {
+                let (h, stop, reads, errors, examples) = (
+                    handle.reader(),
+                    stop.clone(),
+                    reads.clone(),
+                    errors.clone(),
+                    examples.clone(),
+                );
+                readers.spawn(async move {
+                    let mut i = r;
+                    while !stop.load(Ordering::Relaxed) {
+                        i = i.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                        // Uncached reads of committed blocks: 1..=10 always are.
+                        let n = (i >> 33) % 10 + 1;
+                        let outcome = if i & 1 == 0 {
+                            h.get_transactions_in_block(n).await.map(drop)
+                        } else {
+                            h.get_receipts_in_block(n).await.map(drop)
+                        };
+                        reads.fetch_add(1, Ordering::Relaxed);
+                        if let Err(err) = outcome {
+                            errors.fetch_add(1, Ordering::Relaxed);
+                            examples.lock().unwrap().push(err.to_string());
+                        }
+                    }
+                });
+            }
+            // Appends keep running: one dispatch every 50 ms.
+            let appender = tokio::spawn({
+                let (h, blocks) = (handle.clone(), blocks.clone());
+                async move {
+                    for block in &blocks[10..] {
+                        h.dispatch_append_blocks(vec![block.clone()]).expect("acknowledged");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                    }
+                }
+            });
+            // Kill every connection of the backend's pool every 250 ms.
+            let mut killed = 0i64;
+            for _ in 0..12 {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                let row: (i64,) = sqlx::query_as(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+                     WHERE datname = $1 AND pid <> pg_backend_pid()",
+                )
+                .bind(&db)
+                .fetch_one(&admin_pool)
+                .await
+                .expect("admin connection");
+                killed += row.0;
+            }
+            guard("the appender", appender).await.unwrap();
+            // Recovery: a fresh read and a write succeed within seconds.
+            guard("a read after the kills", handle.get_latest_block()).await.unwrap();
+            guard("writes to settle", handle.append_blocks(Vec::new())).await.unwrap();
+            stop.store(true, Ordering::Relaxed);
+            while readers.join_next().await.is_some() {}
+
+            let (reads, errors) = (reads.load(Ordering::Relaxed), errors.load(Ordering::Relaxed));
+            let health = handle.health();
+            println!(
+                "f07: {killed} connections killed, {reads} reads, {errors} errors, {health:?}"
+            );
+            assert!(killed >= 12, "the kills did not reach the pool ({killed})");
+            assert!(reads > 100, "too few reads to mean anything: {reads}");
+            assert_eq!(errors, 0, "reads saw errors: {:?}", &examples.lock().unwrap()[..]);
+            assert_eq!(health.halted, None);
+            for block in &blocks {
+                let header = handle.get_header_by_number(block.block_number()).await.unwrap();
+                assert_eq!(header.map(|h| h.hash()), Some(block.header.hash()));
+            }
+            cancel.cancel();
+            guard("run()", run).await.unwrap();
+            assert_eq!(handle.health().writes_lost, 0);
+        })
+        .await;
+    }
+
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn postgres_short_soak() {
         in_fresh_database("soak", |url| async move {

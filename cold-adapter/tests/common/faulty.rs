@@ -110,9 +110,10 @@ impl<B> FaultyBackend<B> {
         for n in blocks {
             *script.append_calls.entry(*n).or_default() += 1;
         }
-        let rule = script.rules.iter_mut().find(|r| {
-            r.remaining > 0 && r.block.is_none_or(|b| blocks.contains(&b))
-        })?;
+        let rule = script
+            .rules
+            .iter_mut()
+            .find(|r| r.remaining > 0 && r.block.is_none_or(|b| blocks.contains(&b)))?;
         rule.remaining -= 1;
         let fault = rule.fault;
         script.faults_injected += 1;
