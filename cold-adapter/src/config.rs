@@ -250,7 +250,7 @@ impl ColdStorageConfig {
     /// shutdown starts (default 10 s): running reads and streams are told to
     /// stop at once, queued writes run, and whatever has not finished when
     /// the grace period ends is abandoned; see
-    /// [Shutdown](crate::ColdStorageTask::run#shutdown).
+    /// [Shutdown](crate#shutdown).
     #[must_use]
     pub const fn with_shutdown_grace(mut self, grace: Duration) -> Self {
         self.shutdown_grace = grace;

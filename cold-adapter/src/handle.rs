@@ -31,12 +31,12 @@ macro_rules! write_errors {
         "# Errors\n\n\
          - [`ColdStorageError::TaskTerminated`](signet_cold::ColdStorageError::TaskTerminated) \
          when the task has shut down before the write was queued, or abandoned it at the end \
-         of the [shutdown grace period](crate::ColdStorageTask::run#shutdown). A write already \
+         of the [shutdown grace period](crate#shutdown). A write already \
          queued when shutdown starts still runs, in order, and returns its own result.\n\
          - [`ColdStorageError::Backend`](signet_cold::ColdStorageError::Backend) wrapping \
          [`WritesHalted`](crate::WritesHalted) while appends are halted.\n\
          - The backend's error when the write failed for good (it then halts appends; see \
-         [durable writes](crate::ColdStorageHandle::dispatch_append_blocks#durable-writes)), \
+         [durable writes](crate#durable-writes)), \
          wrapping [`BackendPanicked`](crate::BackendPanicked) when it panicked."
     };
 }
@@ -125,29 +125,9 @@ impl ColdStorageHandle {
     /// The write runs later, in order with every other write; a failure is
     /// logged at error level and counted in metrics. `Ok` is an
     /// acknowledgement: the write runs, even when shutdown starts before it
-    /// does (within the [grace period](crate::ColdStorageTask::run#shutdown)).
+    /// does (within the [grace period](crate#shutdown)).
     ///
-    /// # Durable writes
-    ///
-    /// Every write, dispatched or awaited, follows these rules:
-    ///
-    /// - A write failing with a [transient](crate::fault) error is retried
-    ///   with capped, jittered exponential backoff
-    ///   ([`with_write_retries`](crate::ColdStorageConfig::with_write_retries)),
-    ///   in arrival order: later writes wait behind it, so no block is
-    ///   applied over a gap. Reads go on meanwhile. `health().retrying`
-    ///   shows it.
-    /// - An append that reports a failure is checked against the backend
-    ///   first: if every block is there with the same hash (the reply to
-    ///   `COMMIT` was lost, or the blocks were already stored) it counts as
-    ///   applied; if some are, only the rest is retried.
-    /// - A write that fails for good, or is still failing after the last
-    ///   retry, **halts appends**: later appends, awaited or dispatched,
-    ///   queued or new, fail with [`WritesHalted`](crate::WritesHalted),
-    ///   naming the block and the cause; `health().halted` and the
-    ///   `writes_halted` metric show it; reads keep working. A
-    ///   `truncate_above(n)` with `n` below the failed block clears the
-    ///   halt, and appends resume from `n + 1`.
+    /// Every write follows the [durable-write rules](crate#durable-writes).
     ///
     /// # Errors
     ///
@@ -166,7 +146,7 @@ impl ColdStorageHandle {
     /// Until it runs, reads may still see blocks above `block`. While
     /// appends are halted, a truncate below the failed block is queued (it
     /// clears the halt when it succeeds); see
-    /// [durable writes](Self::dispatch_append_blocks#durable-writes).
+    /// [durable writes](crate#durable-writes).
     ///
     /// # Errors
     ///

@@ -46,7 +46,7 @@
 //!   a write commits. Writes already queued when a drain is granted run under
 //!   that same drain (up to 64), each with its own result. Transient
 //!   failures are retried; a permanent one halts appends until a truncate;
-//!   see [durable writes](ColdStorageHandle::dispatch_append_blocks#durable-writes).
+//!   see [durable writes](crate#durable-writes).
 //! - **Drain deadline** (default 5 s): once a drain has waited that long, the
 //!   reads it waits for are told, through their permits, to stop; they return
 //!   [`DeadlineExceeded`](signet_cold::ColdStorageError::DeadlineExceeded).
@@ -58,9 +58,57 @@
 //! - **Shutdown**: cancelling the token or dropping every handle fails
 //!   new, waiting and running reads and streams with `TaskTerminated`;
 //!   queued writes still run, and [`ColdStorageTask::run`] returns within a
-//!   grace period; see [Shutdown](ColdStorageTask::run#shutdown).
+//!   grace period; see [Shutdown](crate#shutdown).
 //! - **Visibility**: [`metrics`] and
 //!   [`ColdStorageHandle::health`].
+//!
+//! # Durable writes
+//!
+//! Every write, dispatched or awaited, follows these rules:
+//!
+//! - A write failing with a [transient](fault) error is retried
+//!   with capped, jittered exponential backoff
+//!   ([`with_write_retries`](ColdStorageConfig::with_write_retries)),
+//!   in arrival order: later writes wait behind it, so no block is
+//!   applied over a gap. Reads go on meanwhile. `health().retrying`
+//!   shows it.
+//! - An append that reports a failure is checked against the backend
+//!   first: if every block is there with the same hash (the reply to
+//!   `COMMIT` was lost, or the blocks were already stored) it counts as
+//!   applied; if some are, only the rest is retried.
+//! - A write that fails for good, or is still failing after the last
+//!   retry, **halts appends**: later appends, awaited or dispatched,
+//!   queued or new, fail with [`WritesHalted`],
+//!   naming the block and the cause; `health().halted` and the
+//!   `writes_halted` metric show it; reads keep working. A
+//!   `truncate_above(n)` with `n` below the failed block clears the
+//!   halt, and appends resume from `n + 1`.
+//!
+//! # Shutdown
+//!
+//! Shutdown starts when the cancellation token fires or the last handle
+//! is dropped. Then, at once:
+//!
+//! - new and waiting reads, writes and streams fail with
+//!   [`TaskTerminated`](signet_cold::ColdStorageError::TaskTerminated),
+//!   and so do reads and streams in flight: their backend calls are
+//!   dropped (a read runs in a task of its own once it waits, so this
+//!   holds even if its caller no longer polls it);
+//! - every write already queued (awaited or dispatched: a dispatch's
+//!   `Ok` is an acknowledgement) still runs, in arrival order, with its
+//!   retries, and awaited callers get its result. A dispatch racing the
+//!   shutdown either fails or is queued and runs: the queue is read to
+//!   its end, reserved slots included.
+//!
+//! `run` returns when those writes are done, or when the
+//! [shutdown grace period](ColdStorageConfig::with_shutdown_grace)
+//! (default 10 s) has passed since shutdown started, whichever is
+//! first. Writes not run by then (a backend that hangs or keeps failing)
+//! are abandoned: the one running is dropped mid-call (a SQL
+//! transaction rolls back), and each is logged at error level and
+//! counted in [`ColdStorageHealth::writes_lost`]
+//! and the `writes_lost_total` [metric](crate::metrics); awaited callers
+//! get `TaskTerminated`.
 //!
 //! # Differences from signet-cold 0.7
 //!
@@ -69,6 +117,11 @@
 //!   variant); it converts into `ColdStorageError` with `From`.
 //! - Reads may fail with `DeadlineExceeded` when they hold up a write past
 //!   the drain deadline.
+//! - A write that fails is retried or halts appends instead of being
+//!   skipped ([durable writes](#durable-writes)); `dispatch_*` can return
+//!   [`DispatchError::Halted`].
+//! - Reads and streams in flight stop at shutdown, and `run` returns
+//!   within a grace period ([shutdown](#shutdown)).
 
 mod cache;
 mod config;

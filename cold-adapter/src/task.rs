@@ -140,31 +140,8 @@ impl<B: ColdStorageBackend> ColdStorageTask<B> {
     /// for good halts appends (see
     /// [`dispatch_append_blocks`](ColdStorageHandle::dispatch_append_blocks)).
     ///
-    /// # Shutdown
-    ///
-    /// Shutdown starts when the cancellation token fires or the last handle
-    /// is dropped. Then, at once:
-    ///
-    /// - new and waiting reads, writes and streams fail with
-    ///   [`TaskTerminated`](signet_cold::ColdStorageError::TaskTerminated),
-    ///   and so do reads and streams in flight: their backend calls are
-    ///   dropped (a read runs in a task of its own once it waits, so this
-    ///   holds even if its caller no longer polls it);
-    /// - every write already queued (awaited or dispatched: a dispatch's
-    ///   `Ok` is an acknowledgement) still runs, in arrival order, with its
-    ///   retries, and awaited callers get its result. A dispatch racing the
-    ///   shutdown either fails or is queued and runs: the queue is read to
-    ///   its end, reserved slots included.
-    ///
-    /// `run` returns when those writes are done, or when the
-    /// [shutdown grace period](ColdStorageConfig::with_shutdown_grace)
-    /// (default 10 s) has passed since shutdown started, whichever is
-    /// first. Writes not run by then (a backend that hangs or keeps failing)
-    /// are abandoned: the one running is dropped mid-call (a SQL
-    /// transaction rolls back), and each is logged at error level and
-    /// counted in [`ColdStorageHealth::writes_lost`](crate::ColdStorageHealth::writes_lost)
-    /// and the `writes_lost_total` [metric](crate::metrics); awaited callers
-    /// get `TaskTerminated`.
+    /// See [Shutdown](crate#shutdown) for what happens once shutdown
+    /// starts, and when `run` returns.
     ///
     /// # Cancel safety
     ///
