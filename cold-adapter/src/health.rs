@@ -26,6 +26,9 @@ pub struct ColdStorageHealth {
     /// Write retries since the task started (each retry of a transiently
     /// failing write counts once).
     pub write_retries: u64,
+    /// Read retries since the task started (each retry of a transiently
+    /// failing read counts once).
+    pub read_retries: u64,
     /// The write being retried now, if one is.
     pub retrying: Option<RetryingWrite>,
     /// Set while appends are halted after a permanent write failure; see

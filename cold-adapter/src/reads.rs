@@ -204,6 +204,7 @@ impl Shared {
                 if let Err(err) = &result {
                     metrics::read_retry(op, error_kind(err));
                 }
+                self.read_retries.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 tokio::select! {
                     biased;
                     () = self.shutdown.cancelled() => break Err(ColdStorageError::TaskTerminated),

@@ -55,6 +55,7 @@ pub(crate) struct Shared {
     halted_flag: AtomicBool,
     retrying: Mutex<Option<RetryingWrite>>,
     pub(crate) write_retries: AtomicU64,
+    pub(crate) read_retries: AtomicU64,
     pub(crate) writes_lost: Arc<AtomicU64>,
     pub(crate) writes_rejected: AtomicU64,
 }
@@ -88,6 +89,7 @@ impl Shared {
             halted_flag: AtomicBool::new(false),
             retrying: Mutex::new(None),
             write_retries: AtomicU64::new(0),
+            read_retries: AtomicU64::new(0),
             writes_lost: Arc::new(AtomicU64::new(0)),
             writes_rejected: AtomicU64::new(0),
         };
@@ -149,6 +151,7 @@ impl Shared {
             drains_granted: self.drains_granted.load(Ordering::Relaxed),
             write_retries: self.write_retries.load(Ordering::Relaxed),
             retrying: lock(&self.retrying).clone(),
+            read_retries: self.read_retries.load(Ordering::Relaxed),
             halted: self.halted(),
             writes_rejected: self.writes_rejected.load(Ordering::Relaxed),
             writes_lost: self.writes_lost.load(Ordering::Relaxed),

@@ -47,6 +47,33 @@ async fn short_soak_passes_over_sqlite() {
     assert!(report.to_json().contains("\"passed\": true"));
 }
 
+/// Faults on (a high rate, for a short run): every common kind is
+/// injected and counted, retries and a recovered halt show in the report,
+/// and nothing acknowledged is lost.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn soak_injects_faults_and_still_passes() {
+    let config = SoakConfig { faults: 0.03, duration: Duration::from_secs(3), ..short() };
+    let report = run_on(mem().backend, "mem".into(), config).await.unwrap();
+    println!("{report}");
+    assert!(report.passed(), "{report}");
+    for kind in ["write_transient", "read_transient", "caller_cancel", "read_panic"] {
+        assert!(report.faults.get(kind).is_some_and(|n| *n > 0), "no {kind}: {report}");
+    }
+    assert!(report.write_retries > 0 && report.read_retries > 0, "{report}");
+    assert_eq!(report.writes_lost, 0);
+    // No faults at rate 0.
+    let report =
+        run_on(mem().backend, "mem".into(), SoakConfig { faults: 0.0, ..short() }).await.unwrap();
+    assert!(report.faults.is_empty() && report.passed(), "{report}");
+}
+
+/// A lost acknowledged write fails the run.
+#[test]
+fn a_run_that_lost_a_write_does_not_pass() {
+    let report = cold_adapter::soak::report::SoakReport { writes_lost: 1, ..Default::default() };
+    assert!(!report.passed());
+}
+
 /// Found by review: a run where reads failed still passed.
 #[test]
 fn a_run_with_failed_reads_does_not_pass() {

@@ -36,13 +36,43 @@ struct Flags {
     /// Blocks between reorgs.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
     reorg_every: u64,
+    /// Fault rate: the base probability that a backend call or a reader
+    /// misbehaves, scaled per kind (transient, ambiguous and
+    /// permanent-looking write errors, read errors, panics and hangs,
+    /// callers that cancel or stop polling; against Postgres, connections
+    /// killed every few seconds). 0 injects none.
+    #[arg(long, default_value_t = cold_adapter::soak::DEFAULT_FAULTS, value_parser = parse_rate)]
+    faults: f64,
+    /// Against Postgres with faults on: seconds between connection kills.
+    #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=3_600))]
+    kill_every_secs: u64,
     /// Print the report as JSON on stdout (no progress bar).
     #[arg(long)]
     json: bool,
 }
 
+fn parse_rate(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(rate) if (0.0..=0.1).contains(&rate) => Ok(rate),
+        Ok(_) => Err("the fault rate must be between 0 and 0.1".to_owned()),
+        Err(err) => Err(err.to_string()),
+    }
+}
+
 fn main() -> ExitCode {
     let flags = Flags::parse();
+    // Injected read panics are caught and returned to their callers as
+    // errors; keep the default hook for every other panic.
+    let default_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let injected = info
+            .payload()
+            .downcast_ref::<String>()
+            .is_some_and(|m| m.contains(cold_adapter::soak::faults::INJECTED));
+        if !injected {
+            default_hook(info);
+        }
+    }));
     let backend = match flags.backend.as_deref().map(str::parse::<BackendSpec>).transpose() {
         Ok(backend) => backend,
         Err(err) => {
@@ -59,6 +89,8 @@ fn main() -> ExitCode {
         block_interval: Duration::from_millis(flags.block_ms),
         reorg_every: flags.reorg_every,
         progress: !flags.json,
+        faults: flags.faults,
+        kill_connections_every: Duration::from_secs(flags.kill_every_secs),
         ..SoakConfig::default()
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

@@ -13,15 +13,21 @@
 
 pub mod backend;
 pub mod chain;
+pub mod faults;
+#[cfg(feature = "postgres")]
+mod kill;
 pub mod probe;
 pub mod reads;
 pub mod record;
 pub mod report;
 
-use crate::{ColdStorageConfig, ColdStorageHandle, ColdStorageTask, DispatchError, error_kind};
+use crate::{
+    ColdStorageConfig, ColdStorageHandle, ColdStorageTask, DispatchError, error_kind, is_transient,
+};
 use alloy::primitives::B256;
 use backend::{BackendSpec, redact, sqlite_url};
 use chain::{ChainSpec, SplitMix};
+use faults::{FaultTally, Faulty, is_injected};
 use hdrhistogram::Histogram;
 use probe::Probe;
 use record::{ChainRecord, Verdict};
@@ -63,6 +69,12 @@ pub struct SoakConfig {
     pub initial_blocks: u64,
     /// Show a progress bar on stderr (only drawn when it is a terminal).
     pub progress: bool,
+    /// Fault rate: the base probability that a backend call, or a reader,
+    /// misbehaves, scaled per kind (see [`faults`]); `0.0` injects none.
+    pub faults: f64,
+    /// Against Postgres with faults on: terminate every connection of the
+    /// backend's pool this often, from a separate admin connection.
+    pub kill_connections_every: Duration,
     /// Limits of the task under test.
     pub task: ColdStorageConfig,
 }
@@ -79,6 +91,8 @@ impl Default for SoakConfig {
             reorg_every: 20,
             initial_blocks: 64,
             progress: true,
+            faults: DEFAULT_FAULTS,
+            kill_connections_every: Duration::from_secs(3),
             task: ColdStorageConfig::default(),
         }
     }
@@ -105,6 +119,10 @@ pub enum SoakError {
     #[error("cannot prepare the store: {0}")]
     Prepare(String),
 }
+
+/// The default fault rate of a soak: modest, every kind shows up in a
+/// 30-second run.
+pub const DEFAULT_FAULTS: f64 = 0.002;
 
 /// How long connecting to a database may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
@@ -152,7 +170,24 @@ pub async fn run(config: SoakConfig) -> Result<SoakReport, SoakError> {
         }
         Some(BackendSpec::Postgres(url)) => {
             let backend = open_postgres(&url).await?;
-            run_on(backend, redact(&url), config).await
+            let tally = Arc::new(FaultTally::default());
+            let stop = CancellationToken::new();
+            #[cfg(feature = "postgres")]
+            let killer = (config.faults > 0.0).then(|| {
+                tokio::spawn(kill::kill_loop(
+                    url.clone(),
+                    config.kill_connections_every,
+                    stop.clone(),
+                    Arc::clone(&tally),
+                ))
+            });
+            let report = run_with(backend, redact(&url), config, tally).await;
+            stop.cancel();
+            #[cfg(feature = "postgres")]
+            if let Some(killer) = killer {
+                let _ = killer.await;
+            }
+            report
         }
     }
 }
@@ -210,6 +245,7 @@ struct Tally {
     backpressure: AtomicU64,
     blocks: AtomicU64,
     reorgs: AtomicU64,
+    recoveries: AtomicU64,
     errors: Mutex<BTreeMap<String, u64>>,
     examples: Mutex<Vec<String>>,
 }
@@ -249,10 +285,20 @@ pub async fn run_on<B: ColdStorageBackend>(
     label: String,
     config: SoakConfig,
 ) -> Result<SoakReport, SoakError> {
+    run_with(backend, label, config, Arc::default()).await
+}
+
+async fn run_with<B: ColdStorageBackend>(
+    backend: B,
+    label: String,
+    config: SoakConfig,
+    faults: Arc<FaultTally>,
+) -> Result<SoakReport, SoakError> {
     let record = Arc::new(ChainRecord::default());
     let probe = Probe::new(backend, Arc::clone(&record));
+    let faulty = Faulty::new(probe.clone(), config.faults, config.seed, Arc::clone(&faults));
     let cancel = CancellationToken::new();
-    let (task, handle) = ColdStorageTask::with_config(probe.clone(), cancel.clone(), config.task);
+    let (task, handle) = ColdStorageTask::with_config(faulty, cancel.clone(), config.task);
     let task = tokio::spawn(task.run());
     let tally = Arc::new(Tally::default());
     let spec = ChainSpec::with_seed(config.seed);
@@ -268,12 +314,19 @@ pub async fn run_on<B: ColdStorageBackend>(
 
     let stop = CancellationToken::new();
     let started = Instant::now();
+    let latencies: Arc<Latencies> =
+        Arc::new(reads::MIX.iter().map(|_| Mutex::new((new_histogram(), 0))).collect());
     let mut readers = JoinSet::new();
     for id in 0..config.readers {
         readers.spawn(reader(
-            handle.reader(),
-            Arc::clone(&record),
-            Arc::clone(&tally),
+            Reader {
+                handle: handle.reader(),
+                record: Arc::clone(&record),
+                tally: Arc::clone(&tally),
+                faults: Arc::clone(&faults),
+                latencies: Arc::clone(&latencies),
+                fault_rate: config.faults,
+            },
             stop.clone(),
             SplitMix::new(config.seed ^ (id as u64 + 1).wrapping_mul(0x2545_f491_4f6c_dd1d)),
         ));
@@ -299,8 +352,6 @@ pub async fn run_on<B: ColdStorageBackend>(
         elapsed_secs: elapsed.as_secs_f64(),
         ..SoakReport::default()
     };
-    let mut histograms: Vec<(Histogram<u64>, u64)> =
-        reads::MIX.iter().map(|_| (new_histogram(), 0)).collect();
     if let Some(health) = stall {
         report.stalled = true;
         report.stall_health = Some(health);
@@ -308,14 +359,7 @@ pub async fn run_on<B: ColdStorageBackend>(
         follower.abort();
     } else {
         let wind_down = async {
-            while let Some(done) = readers.join_next().await {
-                if let Ok(mine) = done {
-                    for (total, (h, errors)) in histograms.iter_mut().zip(mine) {
-                        total.0.add(&h).expect("same bounds");
-                        total.1 += errors;
-                    }
-                }
-            }
+            while readers.join_next().await.is_some() {}
             let _ = follower.await;
             // Writes run in order: this completes after every dispatched one.
             let _ = handle.append_blocks(Vec::new()).await;
@@ -328,11 +372,13 @@ pub async fn run_on<B: ColdStorageBackend>(
         }
     }
 
-    let reads: u64 = histograms.iter().map(|(h, _)| h.len()).sum();
-    report.reads_per_sec = reads as f64 / elapsed.as_secs_f64();
-    for ((name, _), (h, errors)) in reads::MIX.iter().zip(&histograms) {
+    let mut reads = 0;
+    for ((name, _), slot) in reads::MIX.iter().zip(latencies.iter()) {
+        let (h, errors) = &*slot.lock().unwrap_or_else(|e| e.into_inner());
+        reads += h.len();
         report.ops.insert((*name).to_owned(), OpStats::from_histogram(h, *errors));
     }
+    report.reads_per_sec = reads as f64 / elapsed.as_secs_f64();
     report.write_lag = OpStats::from_histogram(&probe.lag_histogram(), 0);
     report.blocks_appended = tally.blocks.load(Ordering::Relaxed);
     report.reorgs = tally.reorgs.load(Ordering::Relaxed);
@@ -341,12 +387,20 @@ pub async fn run_on<B: ColdStorageBackend>(
     report.stale_reads = tally.stale.load(Ordering::Relaxed);
     report.wrong_answers = tally.wrong.load(Ordering::Relaxed);
     report.examples = tally.examples.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    report.recoveries = tally.recoveries.load(Ordering::Relaxed);
 
     cancel.cancel();
+    let watcher = handle.reader();
     drop(handle);
     if !report.stalled {
         let _ = tokio::time::timeout(config.stall, task).await;
     }
+    let health = watcher.health();
+    report.write_retries = health.write_retries;
+    report.read_retries = health.read_retries;
+    report.writes_rejected = health.writes_rejected;
+    report.writes_lost = health.writes_lost;
+    report.faults = faults.snapshot();
     Ok(report)
 }
 
@@ -407,42 +461,114 @@ async fn watch(
     outcome
 }
 
-/// One reader: random checked reads until `stop`. Returns its per-operation
-/// histograms and error counts, in [`reads::MIX`] order.
-async fn reader(
+/// Latency histograms and error counts of every read kind, in
+/// [`reads::MIX`] order, shared by all readers (one set, however many
+/// readers: a set is about 200 kB).
+type Latencies = Vec<Mutex<(Histogram<u64>, u64)>>;
+
+/// What a reader task shares with the run.
+struct Reader {
     handle: crate::ColdStorageReadHandle,
     record: Arc<ChainRecord>,
     tally: Arc<Tally>,
-    stop: CancellationToken,
-    mut rng: SplitMix,
-) -> Vec<(Histogram<u64>, u64)> {
-    let mut mine: Vec<(Histogram<u64>, u64)> =
-        reads::MIX.iter().map(|_| (new_histogram(), 0)).collect();
+    faults: Arc<FaultTally>,
+    latencies: Arc<Latencies>,
+    fault_rate: f64,
+}
+
+/// How a reader misbehaves on one read, as RPC callers do.
+enum Caller {
+    Patient,
+    /// Gives up after this long (a timed-out RPC call).
+    Cancels(Duration),
+    /// Polls once, then stops polling for this long before awaiting again
+    /// (a `buffered` stream whose consumer is slow).
+    StopsPolling(Duration),
+}
+
+fn pick_caller(rng: &mut SplitMix, rate: f64) -> Caller {
+    let roll = rng.next_u64() as f64 / u64::MAX as f64;
+    if roll < rate * 2.0 {
+        Caller::Cancels(Duration::from_micros(rng.between(1, 2_000)))
+    } else if roll < rate * 2.2 {
+        Caller::StopsPolling(Duration::from_millis(rng.between(1, 1_000)))
+    } else {
+        Caller::Patient
+    }
+}
+
+/// One reader: random checked reads until `stop`.
+async fn reader(me: Reader, stop: CancellationToken, mut rng: SplitMix) {
+    let Reader { handle, record, tally, faults, latencies, fault_rate } = me;
     while !stop.is_cancelled() {
         tally.in_flight.fetch_add(1, Ordering::Relaxed);
         let began = Instant::now();
-        let (op, outcome) = reads::one_read(&handle, &record, &mut rng).await;
-        let micros = began.elapsed().as_micros() as u64;
+        let caller = pick_caller(&mut rng, fault_rate);
+        let done = match caller {
+            Caller::Patient => Some(reads::one_read(&handle, &record, &mut rng).await),
+            Caller::Cancels(after) => {
+                let read = reads::one_read(&handle, &record, &mut rng);
+                let done = tokio::time::timeout(after, read).await.ok();
+                if done.is_none() {
+                    faults.add("caller_cancel", 1);
+                }
+                done
+            }
+            Caller::StopsPolling(pause) => {
+                let mut read = std::pin::pin!(reads::one_read(&handle, &record, &mut rng));
+                let first =
+                    std::future::poll_fn(|cx| std::task::Poll::Ready(read.as_mut().poll(cx))).await;
+                Some(match first {
+                    std::task::Poll::Ready(done) => done,
+                    std::task::Poll::Pending => {
+                        faults.add("caller_stop_polling", 1);
+                        tokio::time::sleep(pause).await;
+                        read.await
+                    }
+                })
+            }
+        };
         tally.in_flight.fetch_sub(1, Ordering::Relaxed);
         tally.completed.fetch_add(1, Ordering::Relaxed);
-        mine[op].0.saturating_record(micros.max(1));
-        match outcome {
-            Ok(Verdict::Ok) => {}
+        let Some((op, outcome)) = done else { continue };
+        let micros = began.elapsed().as_micros() as u64;
+        let failed = match outcome {
+            Ok(Verdict::Ok) => false,
             Ok(Verdict::Stale(what)) => {
                 tally.stale.fetch_add(1, Ordering::Relaxed);
                 tally.example(format!("stale {}: {what}", reads::MIX[op].0));
+                false
             }
             Ok(Verdict::Wrong(what)) => {
                 tally.wrong.fetch_add(1, Ordering::Relaxed);
                 tally.example(format!("wrong {}: {what}", reads::MIX[op].0));
+                false
             }
             Err(err) => {
-                mine[op].1 += 1;
-                tally.error(error_kind(&err));
+                tally.error(soak_error_kind(&err));
+                if soak_error_kind(&err) == "backend" {
+                    tally.example(format!("{} failed: {err}", reads::MIX[op].0));
+                }
+                true
             }
-        }
+        };
+        let mut slot = latencies[op].lock().unwrap_or_else(|e| e.into_inner());
+        slot.0.saturating_record(micros.max(1));
+        slot.1 += u64::from(failed);
     }
-    mine
+}
+
+/// The soak's label for an error: `injected` for a fault it injected,
+/// `transient` for a real transient fault that outlived the task's retries
+/// (a killed connection), otherwise [`error_kind`].
+fn soak_error_kind(err: &signet_cold::ColdStorageError) -> &'static str {
+    if is_injected(err) {
+        "injected"
+    } else if is_transient(err) && error_kind(err) == "backend" {
+        "transient"
+    } else {
+        error_kind(err)
+    }
 }
 
 /// The chain follower: a block per interval through
@@ -472,6 +598,12 @@ async fn follower<B: ColdStorageBackend>(
             () = stop.cancelled() => break,
             _ = tick.tick() => {}
         }
+        if handle.health().halted.is_some() {
+            match recover(&handle, &record, &spec, &tally, tip).await {
+                Some(blocks) => pending = blocks,
+                None => continue,
+            }
+        }
         if since_reorg >= config.reorg_every && tip > 4 {
             let depth = rng.between(1, 3);
             let keep = tip - depth;
@@ -482,7 +614,7 @@ async fn follower<B: ColdStorageBackend>(
             match handle.truncate_above(keep).await {
                 Ok(()) => record.truncated(keep),
                 Err(err) => {
-                    tally.error(error_kind(&err));
+                    tally.error(soak_error_kind(&err));
                     tally.example(format!("truncate_above({keep}) failed: {err}"));
                     continue;
                 }
@@ -512,18 +644,55 @@ async fn follower<B: ColdStorageBackend>(
                     break;
                 }
                 Err(DispatchError::TaskTerminated) => return,
-                Err(DispatchError::Halted(halt)) => {
-                    tally.error("halted");
-                    tally.example(format!("dispatch refused: {halt}"));
-                    break;
-                }
+                // Recovered at the next tick.
+                Err(DispatchError::Halted(_)) => break,
             }
         }
     }
-    // Hand over what Backpressure held back, waiting for queue slots.
-    if !pending.is_empty() {
-        let _ = handle.append_blocks(pending.into_iter().collect()).await;
+    // Hand over what Backpressure held back, waiting for queue slots, and
+    // recover from a halt met on the way (a bounded number of times).
+    for _ in 0..8 {
+        if !pending.is_empty() {
+            let _ = handle.append_blocks(std::mem::take(&mut pending).into()).await;
+        }
+        let _ = handle.append_blocks(Vec::new()).await; // after every write queued
+        if handle.health().halted.is_none() {
+            break;
+        }
+        if let Some(blocks) = recover(&handle, &record, &spec, &tally, tip).await {
+            pending = blocks;
+        }
     }
+}
+
+/// Appends are halted (a write failed for good): truncates to the last good
+/// block, as a node would, and returns every canonical block from the failed
+/// one up to `tip`, to hand over again (the writer refused them all). `None`
+/// if the truncate failed.
+async fn recover(
+    handle: &ColdStorageHandle,
+    record: &ChainRecord,
+    spec: &ChainSpec,
+    tally: &Tally,
+    tip: u64,
+) -> Option<VecDeque<signet_cold::BlockData>> {
+    let halt = handle.health().halted?;
+    let keep = halt.block.saturating_sub(1);
+    if let Err(err) = handle.truncate_above(keep).await {
+        tally.error(soak_error_kind(&err));
+        tally.example(format!("recovery truncate_above({keep}) failed: {err}"));
+        return None;
+    }
+    tally.recoveries.fetch_add(1, Ordering::Relaxed);
+    let mut blocks = VecDeque::new();
+    for number in halt.block..=tip {
+        let Some((hash, meta)) = record.canonical(number) else { continue };
+        let parent = record.canonical(number.wrapping_sub(1)).map(|(h, _)| h).unwrap_or_default();
+        let block = spec.block(number, meta.branch, parent);
+        debug_assert_eq!(block.header.hash(), hash, "the generator is deterministic");
+        blocks.push_back(block);
+    }
+    Some(blocks)
 }
 
 /// After the follower stopped and its writes ran: every canonical block

@@ -70,8 +70,23 @@ pub struct SoakReport {
     pub wrong_answers: u64,
     /// Up to ten examples of stale or wrong answers.
     pub examples: Vec<String>,
-    /// Canonical blocks not readable after the follower stopped.
+    /// Canonical blocks not readable after the follower stopped (an
+    /// acknowledged block lost, or a gap).
     pub missing_blocks: u64,
+    /// Faults injected, by kind (see [`faults`](super::faults)), with the
+    /// readers' own (`caller_cancel`, `caller_stop_polling`) and Postgres
+    /// connections killed (`pg_connections_killed`).
+    pub faults: BTreeMap<String, u64>,
+    /// Write retries the task made.
+    pub write_retries: u64,
+    /// Read retries the task made.
+    pub read_retries: u64,
+    /// Halted appends the follower recovered (truncate, append again).
+    pub recoveries: u64,
+    /// Queued writes the task refused while appends were halted.
+    pub writes_rejected: u64,
+    /// Acknowledged writes the task abandoned (must be 0).
+    pub writes_lost: u64,
     /// The watchdog fired: nothing completed for `--stall-secs`.
     pub stalled: bool,
     /// The task's health when the watchdog fired (`Debug` form).
@@ -79,19 +94,22 @@ pub struct SoakReport {
 }
 
 /// Error kinds (as in `errors_by_kind`) that fail a run: the store failed
-/// (or panicked), or the task stopped under a running soak.
-pub const FAILURE_KINDS: [&str; 2] = ["backend", "task_terminated"];
+/// (or panicked) with an error neither injected nor transient, or the task
+/// stopped under a running soak.
+pub const FAILURE_KINDS: [&str; 3] = ["backend", "panic", "task_terminated"];
 
 impl SoakReport {
     /// Whether the run passed: no stall, no stale read, no wrong answer, no
-    /// missing block, and no error of a [failure kind](FAILURE_KINDS). Other
-    /// errors are outcomes the API defines for this workload (a stream
-    /// interrupted by a reorg, a deadline under load) and are only counted.
+    /// missing block (lost or gap), no acknowledged write lost, and no error
+    /// of a [failure kind](FAILURE_KINDS). Other errors are outcomes the API
+    /// defines for this workload (an injected fault, a stream interrupted by
+    /// a reorg, a deadline under load) and are only counted.
     pub fn passed(&self) -> bool {
         !self.stalled
             && self.stale_reads == 0
             && self.wrong_answers == 0
             && self.missing_blocks == 0
+            && self.writes_lost == 0
             && !self.errors_by_kind.keys().any(|kind| FAILURE_KINDS.contains(&kind.as_str()))
     }
 
@@ -148,6 +166,18 @@ impl fmt::Display for SoakReport {
         writeln!(f, "  stale reads       {}", self.stale_reads)?;
         writeln!(f, "  wrong answers     {}", self.wrong_answers)?;
         writeln!(f, "  missing blocks    {}", self.missing_blocks)?;
+        writeln!(f, "  writes lost       {}", self.writes_lost)?;
+        if self.faults.is_empty() {
+            writeln!(f, "  faults            none")?;
+        } else {
+            let kinds: Vec<String> = self.faults.iter().map(|(k, n)| format!("{k} {n}")).collect();
+            writeln!(f, "  faults            {}", kinds.join(", "))?;
+        }
+        writeln!(
+            f,
+            "  retries           writes {}  reads {}  (halts recovered {}, writes refused while halted {})",
+            self.write_retries, self.read_retries, self.recoveries, self.writes_rejected
+        )?;
         writeln!(f, "  stalls            {}", u8::from(self.stalled))?;
         if let Some(health) = &self.stall_health {
             writeln!(f, "  health at stall   {health}")?;
