@@ -240,6 +240,7 @@ async fn open_postgres(url: &str) -> Result<SqlColdBackend, SoakError> {
 struct Tally {
     completed: AtomicU64,
     in_flight: AtomicU64,
+    readers_started: AtomicU64,
     stale: AtomicU64,
     wrong: AtomicU64,
     backpressure: AtomicU64,
@@ -404,6 +405,31 @@ async fn run_with<B: ColdStorageBackend>(
     Ok(report)
 }
 
+/// A watchdog tick this late means the process, not the task, was starved.
+const STARVED: Duration = Duration::from_secs(1);
+
+/// What the watchdog sees at one tick.
+#[derive(Debug, Clone, Copy)]
+struct Watch {
+    /// Since the last completed read or commit.
+    since_progress: Duration,
+    /// A read or a handed-over block is waiting.
+    pending: bool,
+    /// Every reader has started (made its first call).
+    all_started: bool,
+}
+
+impl Watch {
+    /// A stall: work is pending and nothing completed for `stall`. Not
+    /// before every reader has started: starting 1,024 readers on a loaded
+    /// 2-core machine took longer than 10 s once, with 64 reads in flight
+    /// and nothing yet completed, when each reader allocated 2 MB of
+    /// histograms on its first poll (issue 9's "1,024-reader stall").
+    fn stalled(self, stall: Duration) -> bool {
+        self.all_started && self.pending && self.since_progress >= stall
+    }
+}
+
 /// Shows progress until the duration is over; returns the task's health if
 /// the watchdog fired first.
 async fn watch(
@@ -426,15 +452,29 @@ async fn watch(
     let mut progress = (0, 0);
     let mut last_progress = Instant::now();
     let mut tick = tokio::time::interval(Duration::from_millis(200));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let outcome = loop {
-        tick.tick().await;
+        let due = tick.tick().await;
+        // The watchdog itself ran late: the process got no CPU (a loaded
+        // machine), which is not the task's stall; don't count that time.
+        let late = due.elapsed();
+        if late >= STARVED {
+            last_progress += late;
+        }
         let now = (tally.completed.load(Ordering::Relaxed), record.commits());
         if now != progress {
             progress = now;
             last_progress = Instant::now();
         }
-        let pending = tally.in_flight.load(Ordering::Relaxed) > 0 || record.uncommitted() > 0;
-        if pending && last_progress.elapsed() >= config.stall {
+        let watch = Watch {
+            since_progress: last_progress.elapsed(),
+            pending: tally.in_flight.load(Ordering::Relaxed) > 0 || record.uncommitted() > 0,
+            all_started: tally.readers_started.load(Ordering::Relaxed) >= config.readers as u64,
+        };
+        if !watch.all_started {
+            last_progress = Instant::now();
+        }
+        if watch.stalled(config.stall) {
             let health = format!("{:?}", handle.health());
             bar.abandon_with_message(format!("STALL: nothing completed for {:?}", config.stall));
             eprintln!(
@@ -500,6 +540,7 @@ fn pick_caller(rng: &mut SplitMix, rate: f64) -> Caller {
 /// One reader: random checked reads until `stop`.
 async fn reader(me: Reader, stop: CancellationToken, mut rng: SplitMix) {
     let Reader { handle, record, tally, faults, latencies, fault_rate } = me;
+    tally.readers_started.fetch_add(1, Ordering::Relaxed);
     while !stop.is_cancelled() {
         tally.in_flight.fetch_add(1, Ordering::Relaxed);
         let began = Instant::now();
@@ -716,4 +757,35 @@ async fn final_check(handle: &ColdStorageHandle, record: &ChainRecord, tally: &T
         }
     }
     missing
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The 1,024-reader stall: on a starved machine the readers had not all
+    /// started 10 s in, and nothing had completed. The watchdog waits for
+    /// them; once they have all started, a real stall still fires.
+    #[test]
+    fn the_watchdog_waits_for_every_reader_to_start() {
+        let stall = Duration::from_secs(10);
+        let starting = Watch { since_progress: stall * 2, pending: true, all_started: false };
+        assert!(!starting.stalled(stall));
+        let stuck = Watch { all_started: true, ..starting };
+        assert!(stuck.stalled(stall));
+        assert!(!Watch { pending: false, ..stuck }.stalled(stall));
+        assert!(!Watch { since_progress: stall / 2, ..stuck }.stalled(stall));
+    }
+
+    /// The other half of the cause: a reader's first poll allocated twelve
+    /// histograms of about 170 kB each. Now one set is shared by all
+    /// readers, whatever their number.
+    #[test]
+    fn latency_histograms_are_one_set_for_all_readers() {
+        let one = std::mem::size_of::<u64>() * new_histogram().distinct_values();
+        let set = one * reads::MIX.len();
+        assert!(set < 4 << 20, "{set} bytes");
+        let reader = std::mem::size_of::<Reader>();
+        assert!(reader < 256, "a reader's own state is {reader} bytes");
+    }
 }
