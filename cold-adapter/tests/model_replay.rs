@@ -9,7 +9,7 @@ mod model;
 
 use std::path::Path;
 
-use model::{Op, Read, Setup, Write};
+use model::{Fault, Op, Read, Setup, Write};
 use proptest::prelude::*;
 
 /// `cases` unless `PROPTEST_CASES` asks for another number (a longer local
@@ -33,7 +33,11 @@ fn write_strategy() -> impl Strategy<Value = Write> {
     ]
 }
 
-/// Every operation but shutdown.
+fn fault_strategy() -> impl Strategy<Value = Fault> {
+    prop_oneof![Just(Fault::Transient), Just(Fault::Ambiguous), Just(Fault::Permanent)]
+}
+
+/// Every operation but shutdown (and races with it).
 fn op_strategy() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => read_strategy().prop_map(Op::Read),
@@ -45,6 +49,21 @@ fn op_strategy() -> impl Strategy<Value = Op> {
         3 => (write_strategy(), 1u8..=4).prop_map(|(w, n)| Op::CancelWrite(w, n)),
         1 => (0u8..16).prop_map(Op::Yield),
         1 => Just(Op::Settle),
+        2 => (fault_strategy(), 1u8..=4).prop_map(|(f, n)| Op::ArmFault(f, n)),
+        1 => Just(Op::Health),
+        1 => Just(Op::Recover),
+    ]
+}
+
+/// How a structured case shuts down: the token, or dispatches racing it.
+fn shutdown_strategy() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        Just(Op::Shutdown),
+        (1u8..=8, any::<bool>(), 0u8..16).prop_map(|(dispatches, thread, spins)| Op::Race {
+            dispatches,
+            thread,
+            spins
+        }),
     ]
 }
 
@@ -61,16 +80,18 @@ proptest! {
         model::run(&data);
     }
 
-    /// Structured sequences: a stretch with the task running, then
-    /// shutdown, then a few more operations that must all fail fast.
+    /// Structured sequences: a stretch with the task running (faults
+    /// included), then shutdown (or dispatches racing it), then a few more
+    /// operations that must all fail fast.
     #[test]
     fn open_then_shutdown(
         setup in setup_strategy(),
         open in prop::collection::vec(op_strategy(), 0..48),
+        shutdown in shutdown_strategy(),
         closed in prop::collection::vec(op_strategy(), 0..6),
     ) {
         let mut ops = open;
-        ops.push(Op::Shutdown);
+        ops.push(shutdown);
         ops.extend(closed);
         model::run_ops(setup, &ops);
     }
@@ -112,9 +133,22 @@ fn decoder_round_trips() {
         Op::CancelWrite(Write::AppendBlocks(2), 1),
         Op::Yield(15),
         Op::Settle,
+        Op::ArmFault(Fault::Transient, 4),
+        Op::ArmFault(Fault::Ambiguous, 1),
+        Op::ArmFault(Fault::Permanent, 2),
+        Op::Health,
+        Op::Race { dispatches: 8, thread: true, spins: 15 },
+        Op::Race { dispatches: 1, thread: false, spins: 0 },
+        Op::Recover,
+        Op::Yield(5),
         Op::Shutdown,
     ];
-    for setup in [Setup::default(), Setup::from_bytes(0x7f, 0x0f), Setup::from_bytes(0, 0)] {
+    for setup in [
+        Setup::default(),
+        Setup::from_bytes(0x7f, 0x7f),
+        Setup::from_bytes(0, 0),
+        Setup::from_bytes(0x15, 0x52),
+    ] {
         assert_eq!(model::decode(&model::encode(setup, &ops)), (setup, ops.clone()));
     }
 }
@@ -246,14 +280,17 @@ fn reads_after_shutdown_fail_even_when_cached() {
     });
 }
 
-/// Bug (found by `cold_ops`, not fixed yet): an acknowledged dispatch is lost
-/// at shutdown when the writer has already taken it from the queue and is
-/// waiting for its drain. `write_loop` returns on `acquire_drain` → `None`
-/// (the gate closed) and drops the request it holds, while `run` then
-/// executes the dispatches still queued behind it: the later write lands,
-/// the earlier acknowledged one never does (lost, and the order broken).
+/// Regression (found by `cold_ops`; fixed in 9c76dd9, where the writer waits
+/// for the closed gate to be idle instead): an acknowledged dispatch was
+/// lost at shutdown when the writer had already taken it from the queue and
+/// was waiting for its drain. `write_loop` returned on `acquire_drain` →
+/// `None` (the gate closed) and dropped the request it held, while `run`
+/// then executed the dispatches still queued behind it: the later write
+/// landed, the earlier acknowledged one never did (lost, and the order
+/// broken).
 ///
-/// Expected: blocks 1 and 2 both stored. Observed: only block 2.
+/// Expected: blocks 1 and 2 both stored. Observed before the fix: only
+/// block 2.
 ///
 /// The fuzzer's input (multi-thread runtime, so it reproduces only
 /// sometimes) dispatched appends of blocks 9-10 … 21-22 into a 4-slot queue,
@@ -303,4 +340,199 @@ fn acknowledged_dispatch_waiting_for_its_drain_survives_shutdown() {
             "both dispatches were acknowledged; stored: block 1 {one}, block 2 {two}"
         );
     });
+}
+
+// ----- write faults (durable writes) ------------------------------------------
+
+/// `setup` with `retries` write retries and, if `slow`, 1 ms between them.
+fn with_retries(setup: Setup, retries: usize, slow: bool) -> Setup {
+    Setup { write_retries: retries, slow_retries: slow, ..setup }
+}
+
+/// The two runtimes, ended by the token (so the final health is read).
+fn both_runtimes(retries: usize) -> [Setup; 2] {
+    [
+        with_retries(Setup::default(), retries, false),
+        with_retries(Setup { multi_thread: true, ..Setup::default() }, retries, true),
+    ]
+}
+
+/// Block numbers of a final chain.
+fn numbers(report: &model::Report) -> Vec<u64> {
+    report.chain.iter().map(|&(n, _)| n).collect()
+}
+
+/// Transient faults within the retry budget: every write runs once, in
+/// order, and nobody sees an error (an append, a dispatch behind it, a
+/// truncate, a drain).
+#[test]
+fn transient_faults_within_the_budget_are_retried_in_order() {
+    let ops = [
+        Op::ArmFault(Fault::Transient, 3),
+        Op::Write(Write::AppendBlocks(2)),
+        Op::DispatchAppend(0),
+        Op::Read(read(2, 0, 0)),
+        Op::ArmFault(Fault::Transient, 2),
+        Op::DispatchAppend(1),
+        Op::Write(Write::Truncate(4)),
+        Op::Health,
+        Op::ArmFault(Fault::Transient, 3),
+        Op::Write(Write::Drain(2)),
+        Op::Read(read(10, 1, 0)),
+    ];
+    for setup in both_runtimes(3) {
+        let report = model::run_ops(setup, &ops);
+        assert_eq!(numbers(&report), [1, 2]);
+        assert_eq!(report.faults_served, 8);
+        assert_eq!(report.halted, Some(None));
+        assert_eq!(report.writes_rejected, Some(0));
+    }
+}
+
+/// The retry budget is exact: `n` retries absorb `n` transient faults in a
+/// row, and one more halts appends at the write's first block.
+#[test]
+fn transient_faults_past_the_budget_halt_appends() {
+    for retries in 0..=3u8 {
+        for setup in both_runtimes(usize::from(retries)) {
+            let within =
+                [Op::ArmFault(Fault::Transient, retries.max(1)), Op::Write(Write::AppendBlock)];
+            let report = model::run_ops(setup, &within[usize::from(retries == 0)..]);
+            assert_eq!((numbers(&report), report.halted), (vec![1], Some(None)));
+
+            let past = [
+                Op::Write(Write::AppendBlock),
+                Op::ArmFault(Fault::Transient, retries + 1),
+                Op::Write(Write::AppendBlocks(2)),
+                Op::Health,
+                Op::DispatchAppend(0),
+                Op::Write(Write::AppendBlock),
+                Op::Read(read(2, 0, 0)),
+            ];
+            let report = model::run_ops(setup, &past);
+            assert_eq!((numbers(&report), report.halted), (vec![1], Some(Some(2))));
+            assert_eq!(report.faults_served, usize::from(retries) + 1);
+        }
+    }
+}
+
+/// Ambiguous commits (applied, then a connection reset): an append counts
+/// as applied once (the backend's count of applications per block is
+/// checked), a truncate is retried harmlessly, and a drain that committed
+/// reports its lost receipts without halting.
+#[test]
+fn ambiguous_commits_count_as_applied_once() {
+    let ops = [
+        Op::ArmFault(Fault::Ambiguous, 1),
+        Op::Write(Write::AppendBlocks(3)),
+        Op::ArmFault(Fault::Ambiguous, 1),
+        Op::DispatchAppend(1),
+        Op::Settle,
+        Op::ArmFault(Fault::Ambiguous, 2),
+        Op::Write(Write::Truncate(2)),
+        Op::Read(read(2, 0, 0)),
+        Op::ArmFault(Fault::Ambiguous, 1),
+        Op::Write(Write::Drain(1)),
+        Op::Health,
+        Op::Write(Write::AppendBlock),
+    ];
+    for setup in both_runtimes(2) {
+        let report = model::run_ops(setup, &ops);
+        assert_eq!(numbers(&report), [1, 2]);
+        assert_eq!(report.faults_served, 5);
+        assert_eq!(report.halted, Some(None));
+    }
+}
+
+/// A permanent fault halts appends: the acknowledged dispatch that met it
+/// and the one queued behind it are refused (counted), later dispatches
+/// and appends fail with the halt, a truncate at or above the halted block
+/// is refused, reads and empty appends go on, and a truncate below it
+/// clears the halt and appends resume.
+#[test]
+fn permanent_fault_halts_appends_until_a_truncate_below() {
+    let ops = [
+        Op::Write(Write::AppendBlocks(2)),
+        Op::ArmFault(Fault::Permanent, 1),
+        Op::DispatchAppend(0),
+        Op::DispatchAppend(1),
+        Op::Yield(3),
+        Op::Health,
+        Op::DispatchAppend(0),
+        Op::Write(Write::AppendBlock),
+        Op::Write(Write::Truncate(3)),
+        Op::DispatchTruncate(3),
+        Op::Read(read(2, 0, 0)),
+        Op::Read(read(0, 2, 0)),
+        Op::Write(Write::AppendBlocks(0)),
+        // The halt holds until the writer has run the truncate: an append
+        // right after the dispatch may still be refused.
+        Op::DispatchTruncate(1),
+        Op::Write(Write::AppendBlock),
+        Op::Settle,
+        Op::Health,
+        Op::Write(Write::AppendBlock),
+    ];
+    let report = model::run_ops(with_retries(Setup::default(), 3, false), &ops);
+    assert_eq!(numbers(&report), [1, 2]);
+    assert_eq!(report.halted, Some(None));
+    // On the current-thread runtime the writer runs only during the yield:
+    // the second dispatch was queued, then refused.
+    assert_eq!(report.writes_rejected, Some(1));
+    model::run_ops(with_retries(Setup { multi_thread: true, ..Setup::default() }, 3, true), &ops);
+}
+
+/// `Recover` (truncate below the halted block) after a permanent fault on a
+/// truncate: the halt names `k + 1`, the blocks above `k` stay; recovery
+/// truncates them and appends resume.
+#[test]
+fn permanent_fault_on_a_truncate_halts_at_the_block_above() {
+    let ops = [
+        Op::Write(Write::AppendBlocks(3)),
+        Op::ArmFault(Fault::Permanent, 1),
+        Op::Write(Write::Truncate(2)),
+        Op::Health,
+        Op::Write(Write::AppendBlock),
+        Op::Recover,
+        Op::Health,
+        Op::Write(Write::AppendBlock),
+    ];
+    for setup in both_runtimes(1) {
+        let report = model::run_ops(setup, &ops);
+        assert_eq!(numbers(&report), [1, 2, 3]);
+        assert_eq!(report.halted, Some(None));
+    }
+}
+
+/// Dispatches racing the cancellation of the token, from another OS thread
+/// and interleaved on the driver's: every `Ok` runs (the model checks the
+/// final state), on both runtimes, for every cancel point, also with a
+/// permanent fault that refuses the racing appends.
+#[test]
+fn dispatches_racing_shutdown_run_when_acknowledged() {
+    let mut acknowledged = 0;
+    for setup in [
+        Setup::default(),
+        Setup::from_bytes(0x40, 0x00),
+        Setup { multi_thread: true, ..Setup::default() },
+    ] {
+        for thread in [false, true] {
+            for spins in [0, 1, 3, 8, 15] {
+                let race = Op::Race { dispatches: 8, thread, spins };
+                let ops = [Op::Write(Write::AppendBlock), Op::DispatchAppend(1), race];
+                acknowledged += model::run_ops(setup, &ops).raced_ok;
+                let ops = [
+                    Op::Write(Write::AppendBlock),
+                    Op::ArmFault(Fault::Permanent, 1),
+                    Op::DispatchAppend(0),
+                    race,
+                    Op::DispatchAppend(0),
+                ];
+                let report = model::run_ops(setup, &ops);
+                assert_eq!(numbers(&report), [1]);
+                acknowledged += report.raced_ok;
+            }
+        }
+    }
+    assert!(acknowledged > 0, "no racing dispatch was ever acknowledged");
 }
