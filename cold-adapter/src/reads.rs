@@ -7,12 +7,21 @@
 //! for its permit, moves into a task of its own (the runtime polls it),
 //! and the caller awaits that task; dropping the caller's future aborts it.
 //!
-//! Why a task, measured with `examples/read_dispatch.rs`: a read whose
-//! caller stops polling it (inside a `buffered` stream whose consumer is a
-//! slow RPC client) would otherwise keep its permit, and so hold off every
-//! write, for as long as the caller sleeps: stopping a read at the drain
-//! deadline or at shutdown needs someone to poll it. In its own task it
-//! stops on time and releases its permit whatever the caller does.
+//! Why a task: a read whose caller stops polling it (inside a `buffered`
+//! stream whose consumer is a slow RPC client) would otherwise keep its
+//! permit, and so hold off every write, for as long as the caller sleeps:
+//! stopping a read at the drain deadline or at shutdown needs someone to
+//! poll it. In its own task it stops on time and releases its permit
+//! whatever the caller does. A read waiting for its permit moves too: a
+//! permit granted to a future nobody polls would be held the same way.
+//!
+//! The cost, measured with `examples/read_dispatch.rs` (uncached
+//! `get_header_by_hash` over `MemColdBackend`, release build, idle 2-core
+//! machine): 0.7–0.8 µs per read at 32 tasks (free permits: every read in
+//! the caller's task); 2.6–2.8 µs at 256 tasks on 64 permits, where most
+//! reads wait and so run in tasks of their own (waiting in the caller's
+//! task cost 0.7–1.0 µs, but could hold a write forever). A SQL read takes
+//! 100 µs and more, so the task costs it nothing measurable.
 //!
 //! A read failing with a [transient](crate::is_transient) error is retried
 //! with backoff, keeping its permit (reads are idempotent); the drain

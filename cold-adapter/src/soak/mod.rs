@@ -741,7 +741,21 @@ async fn recover(
 async fn final_check(handle: &ColdStorageHandle, record: &ChainRecord, tally: &Tally) -> u64 {
     let mut missing = 0;
     for (number, hash) in record.canonical_chain() {
-        match handle.get_header_by_number(number).await {
+        // Faults are still being injected: retry a read that met one (an
+        // injected or a transient error says nothing about the store).
+        let mut found = handle.get_header_by_number(number).await;
+        for _ in 0..10 {
+            match &found {
+                Err(err)
+                    if soak_error_kind(err) == "injected"
+                        || soak_error_kind(err) == "transient" =>
+                {
+                    found = handle.get_header_by_number(number).await;
+                }
+                _ => break,
+            }
+        }
+        match found {
             Ok(Some(header)) if header.hash() == hash => {}
             Ok(found) => {
                 missing += 1;
