@@ -72,6 +72,10 @@
 //!   in arrival order: later writes wait behind it, so no block is
 //!   applied over a gap. Reads go on meanwhile. `health().retrying`
 //!   shows it.
+//! - A write attempt that does not return within twice the backend's
+//!   `write_timeout` plus a second (60 s for a backend that declares none)
+//!   is dropped (a SQL transaction rolls back) and counts as a transient
+//!   failure, so a hung backend call cannot hold every later write.
 //! - An append that reports a failure is checked against the backend
 //!   first: if every block is there with the same hash (the reply to
 //!   `COMMIT` was lost, or the blocks were already stored) it counts as

@@ -18,6 +18,7 @@ use std::{
         Arc,
         atomic::{AtomicU64, Ordering},
     },
+    time::Duration,
 };
 use tokio::{
     sync::{mpsc, oneshot},
@@ -275,6 +276,21 @@ async fn acquire_drain(shared: &Shared) -> Option<OwnedDrainGuard> {
     granted.ok()
 }
 
+/// Bound on one write attempt when the backend declares no write timeout.
+const WRITE_ATTEMPT_LIMIT: Duration = Duration::from_secs(60);
+/// Bound on one read of the found-applied check when the backend declares
+/// no read timeout.
+const CHECK_LIMIT: Duration = Duration::from_secs(10);
+
+/// How long the writer lets one backend call run: twice the backend's own
+/// timeout (which should fire first, with its own error) plus a second, or
+/// `fallback` for a backend that declares none. Past it the call is dropped
+/// and counts as a transient failure, so a hung backend call cannot hold
+/// the writer (and every later write) forever.
+fn attempt_limit(declared: Option<Duration>, fallback: Duration) -> Duration {
+    declared.map_or(fallback, |t| t.saturating_mul(2).saturating_add(Duration::from_secs(1)))
+}
+
 /// What the backend holds of an append that reported a failure.
 enum Applied {
     /// Every block is there with the same hash: the append committed.
@@ -417,7 +433,10 @@ impl Writer<'_> {
                 WriteOp::DrainAbove(block) if is_transient(&err) => {
                     // Retrying a drain that committed would return no
                     // receipts as if there were none.
-                    if let Ok(latest) = self.shared.backend.dyn_get_latest_block().await
+                    let backend = &*self.shared.backend;
+                    let limit = attempt_limit(backend.dyn_read_timeout(), CHECK_LIMIT);
+                    if let Ok(Ok(latest)) =
+                        tokio::time::timeout(limit, backend.dyn_get_latest_block()).await
                         && latest.is_none_or(|tip| tip <= *block)
                     {
                         let err = ColdStorageError::backend(WriteFault(format!(
@@ -470,10 +489,18 @@ impl Writer<'_> {
         let evict_from = op.first_block();
         let backend = &*self.shared.backend;
         let started = Instant::now();
-        let outcome = AssertUnwindSafe(run_op(backend, op)).catch_unwind().await;
-        let result = outcome.unwrap_or_else(|payload| {
-            Err(ColdStorageError::backend(BackendPanicked::from_payload(name, &*payload)))
-        });
+        let limit = attempt_limit(backend.dyn_write_timeout(), WRITE_ATTEMPT_LIMIT);
+        let outcome =
+            tokio::time::timeout(limit, AssertUnwindSafe(run_op(backend, op)).catch_unwind()).await;
+        let result = match outcome {
+            Ok(Ok(result)) => result,
+            Ok(Err(payload)) => {
+                Err(ColdStorageError::backend(BackendPanicked::from_payload(name, &*payload)))
+            }
+            // Dropped mid-call: a SQL transaction rolls back. Transient, and
+            // ambiguous like any failure: the retry checks first.
+            Err(_) => Err(ColdStorageError::DeadlineExceeded(limit)),
+        };
         // Evict even on failure: the backend state from there up is in
         // doubt. A backend that overwrites an existing number (MemColdBackend
         // does) would otherwise leave the old block cached under it. This
@@ -493,9 +520,11 @@ impl Writer<'_> {
         let mut rest = Vec::new();
         for block in op.blocks() {
             let number = block.block_number();
-            let found = AssertUnwindSafe(backend.dyn_get_header(HeaderSpecifier::Number(number)))
-                .catch_unwind()
-                .await;
+            let limit = attempt_limit(backend.dyn_read_timeout(), CHECK_LIMIT);
+            let call = AssertUnwindSafe(backend.dyn_get_header(HeaderSpecifier::Number(number)));
+            let Ok(found) = tokio::time::timeout(limit, call.catch_unwind()).await else {
+                return Applied::Unknown;
+            };
             match found {
                 Ok(Ok(Some(header))) if header.hash() == block.header.hash() => {}
                 Ok(Ok(Some(header))) => {

@@ -29,6 +29,9 @@ use tokio_util::sync::CancellationToken;
 /// Metrics and log lines of this test binary, recorded from its start.
 struct Observed {
     snapshotter: Snapshotter,
+    /// Counter totals: a snapshot resets the recorder's counters, and tests
+    /// run in parallel, so every snapshot is added up here.
+    counters: Mutex<Vec<(String, String, u64)>>,
     logs: Arc<Mutex<Vec<u8>>>,
 }
 
@@ -59,24 +62,21 @@ fn observed() -> &'static Observed {
             .with_ansi(false)
             .with_max_level(tracing::Level::INFO)
             .init();
-        Observed { snapshotter, logs }
+        Observed { snapshotter, counters: Mutex::default(), logs }
     })
 }
 
 /// The sum of counter `name` over all its labels whose `op` is `op`.
 fn counter(name: &str, op: &str) -> u64 {
-    observed()
-        .snapshotter
-        .snapshot()
-        .into_vec()
-        .into_iter()
-        .filter(|(key, ..)| key.key().name() == name)
-        .filter(|(key, ..)| key.key().labels().any(|l| l.key() == "op" && l.value() == op))
-        .map(|(.., value)| match value {
-            DebugValue::Counter(n) => n,
-            _ => 0,
-        })
-        .sum()
+    let observed = observed();
+    let mut totals = observed.counters.lock().unwrap();
+    for (key, .., value) in observed.snapshotter.snapshot().into_vec() {
+        if let DebugValue::Counter(n) = value {
+            let key_op = key.key().labels().find(|l| l.key() == "op").map(|l| l.value().to_owned());
+            totals.push((key.key().name().to_owned(), key_op.unwrap_or_default(), n));
+        }
+    }
+    totals.iter().filter(|(n, o, _)| n == name && o == op).map(|(.., v)| v).sum()
 }
 
 /// Log lines recorded so far that contain every one of `parts`.
@@ -294,6 +294,30 @@ async fn f03_exhausted_retries_halt_appends() {
     assert!(halt.cause.contains("gave up after 6 tries"), "{halt:?}");
     assert_eq!(task.handle.health().write_retries, 5);
     assert_eq!(inner.get_latest_block().await.unwrap(), None);
+    task.stop().await;
+}
+
+/// A write attempt that never returns is dropped after the attempt limit
+/// (60 s for a backend without a write timeout) and retried; later writes
+/// wait behind it and then run.
+#[tokio::test(start_paused = true)]
+async fn f01_a_hung_write_attempt_is_dropped_and_retried() {
+    let inner = mem().backend;
+    let backend = FaultyBackend::new(inner.clone());
+    let task = start(backend.clone(), quick());
+    backend.fail_writes(None, WriteFault::Hang, 1);
+    let blocks = chain(3);
+    for block in &blocks {
+        task.handle.dispatch_append_blocks(vec![block.clone()]).unwrap();
+    }
+    let started = Instant::now();
+    // Past the test's usual guard: the attempt limit is 60 s (paused time).
+    let settled = tokio::time::timeout(Duration::from_secs(120), task.handle.append_blocks(vec![]));
+    settled.await.expect("the hung attempt was not dropped").unwrap();
+    assert!(started.elapsed() >= Duration::from_secs(60), "{:?}", started.elapsed());
+    assert_eq!(hashes_present(&inner, &blocks).await, vec![true; 3]);
+    let health = task.handle.health();
+    assert_eq!((health.write_retries, &health.halted), (1, &None), "{health:?}");
     task.stop().await;
 }
 
