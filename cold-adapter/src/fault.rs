@@ -108,7 +108,7 @@ fn code_is_transient(code: &str) -> bool {
 /// Returned inside [`ColdStorageError::Backend`] to later awaited writes,
 /// and as [`DispatchError::Halted`](crate::DispatchError::Halted) to later
 /// dispatches, until a `truncate_above(n)` with `n` below
-/// [`block`](Self::block) succeeds; shown in
+/// [`block`](Self::block) (or `0` when it is 0) succeeds; shown in
 /// [`ColdStorageHealth::halted`](crate::ColdStorageHealth::halted). Reads
 /// keep working meanwhile.
 ///
@@ -120,7 +120,7 @@ fn code_is_transient(code: &str) -> bool {
 /// ```
 /// # use cold_adapter::WritesHalted;
 /// # async fn recover(handle: &cold_adapter::ColdStorageHandle, halt: &WritesHalted) -> signet_cold::ColdResult<()> {
-/// handle.truncate_above(halt.block.saturating_sub(1)).await?; // appends resume
+/// handle.truncate_above(halt.block.saturating_sub(1)).await?; // appends resume now
 /// # Ok(())
 /// # }
 /// ```

@@ -85,8 +85,11 @@
 //!   queued or new, fail with [`WritesHalted`],
 //!   naming the block and the cause; `health().halted` and the
 //!   `writes_halted` metric show it; reads keep working. A
-//!   `truncate_above(n)` with `n` below the failed block clears the
-//!   halt, and appends resume from `n + 1`.
+//!   `truncate_above(n)` with `n` below the failed block (`0` when block 0
+//!   failed) clears the halt, and appends resume from `n + 1`, accepted
+//!   again once that truncate has run: await it (or, after
+//!   `dispatch_truncate_above`, wait for `health().halted` to clear)
+//!   before appending again.
 //!
 //! # Shutdown
 //!

@@ -26,6 +26,9 @@ impl Shared {
         deadline: Duration,
     ) -> ColdResult<LogStream> {
         self.ensure_open()?;
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(ColdStorageError::backend(crate::error::NoRuntime));
+        }
         let from = filter.get_from_block().unwrap_or(0);
         let to = match filter.get_to_block() {
             Some(to) => to,

@@ -24,19 +24,19 @@ impl Drop for Queue {
     fn drop(&mut self) {
         self.shared.close();
         self.receiver.close();
-        let lost_before = self.shared.writes_lost.load(Ordering::Relaxed);
         let mut abandoned = 0usize;
         while let Ok(request) = self.receiver.try_recv() {
             abandoned += 1;
             drop(request); // an awaited caller gets TaskTerminated; a dispatch logs its loss
         }
         metrics::write_queue_depth(0);
-        let lost = self.shared.writes_lost.load(Ordering::Relaxed) - lost_before;
+        // Only shutdown abandons writes, so the task's total is this
+        // shutdown's: the write that was running included.
+        let lost = self.shared.writes_lost.load(Ordering::Relaxed);
         if !self.finished && (abandoned > 0 || lost > 0) {
             tracing::error!(
                 writes_abandoned = abandoned,
                 acknowledged_lost = lost,
-                total_acknowledged_lost = self.shared.writes_lost.load(Ordering::Relaxed),
                 "cold storage task stopped before running every queued write",
             );
         }

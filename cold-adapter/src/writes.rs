@@ -66,12 +66,19 @@ impl WriteOp {
     }
 
     /// Whether this write runs while `halt` is in force: a truncate (or
-    /// drain) to below the halted block, which clears it, and an empty
-    /// append, which writes nothing.
+    /// drain) to below the halted block (to 0 when block 0 failed), which
+    /// clears it, and an empty append, which writes nothing.
     fn resumes(&self, halt: &WritesHalted) -> bool {
+        self.clears(halt)
+            || matches!(self, Self::AppendBlock(_) | Self::AppendBlocks(_))
+                && self.blocks().is_empty()
+    }
+
+    /// Whether this write, run successfully, clears `halt`.
+    fn clears(&self, halt: &WritesHalted) -> bool {
         match self {
-            Self::TruncateAbove(n) | Self::DrainAbove(n) => *n < halt.block,
-            Self::AppendBlock(_) | Self::AppendBlocks(_) => self.blocks().is_empty(),
+            Self::TruncateAbove(n) | Self::DrainAbove(n) => *n < halt.block.max(1),
+            Self::AppendBlock(_) | Self::AppendBlocks(_) => false,
         }
     }
 }
@@ -116,7 +123,7 @@ impl Drop for Ack {
                 op = self.op,
                 first_block = self.first,
                 last_block = self.last,
-                "acknowledged cold write lost: the task stopped before running it",
+                "acknowledged cold write lost: the task stopped before it completed",
             );
         }
     }
@@ -148,11 +155,7 @@ impl Shared {
     /// Queues a write and waits for its result.
     pub(crate) async fn write(&self, op: WriteOp) -> ColdResult<WriteOutput> {
         self.ensure_open()?;
-        if let Some(halt) = self.halted()
-            && !op.resumes(&halt)
-        {
-            return Err(halt.to_cold());
-        }
+        self.admit(&op).map_err(|halt| halt.to_cold())?;
         let (reply, result) = oneshot::channel();
         let request = WriteRequest { op, reply: Reply::Awaited(reply) };
         let sent = tokio::select! {
@@ -172,11 +175,7 @@ impl Shared {
         if self.shutdown.is_cancelled() {
             return Err(DispatchError::TaskTerminated);
         }
-        if let Some(halt) = self.halted()
-            && !op.resumes(&halt)
-        {
-            return Err(DispatchError::Halted(halt));
-        }
+        self.admit(&op).map_err(DispatchError::Halted)?;
         let ack = Ack {
             lost: Arc::clone(&self.writes_lost),
             op: op.name(),
@@ -205,6 +204,18 @@ impl Shared {
                     Err(DispatchError::TaskTerminated)
                 }
             }
+        }
+    }
+}
+
+impl Shared {
+    /// Whether `op` may be queued now: not while appends are halted, unless
+    /// it clears the halt or writes nothing. Appends are accepted again once
+    /// the clearing truncate has run (not when it is merely queued).
+    fn admit(&self, op: &WriteOp) -> Result<(), WritesHalted> {
+        match self.halted() {
+            Some(halt) if !op.resumes(&halt) => Err(halt),
+            _ => Ok(()),
         }
     }
 }
@@ -365,9 +376,7 @@ impl Writer<'_> {
         let result = match self.run_with_retries(op.clone()).await {
             Outcome::Done(output) => {
                 if let Some(halt) = self.shared.halted()
-                    && op.resumes(&halt)
-                    && op.blocks().is_empty()
-                    && op.first_block().is_some()
+                    && op.clears(&halt)
                 {
                     self.shared.set_halted(None);
                     metrics::writes_halted(false);
@@ -435,8 +444,8 @@ impl Writer<'_> {
                     // receipts as if there were none.
                     let backend = &*self.shared.backend;
                     let limit = attempt_limit(backend.dyn_read_timeout(), CHECK_LIMIT);
-                    if let Ok(Ok(latest)) =
-                        tokio::time::timeout(limit, backend.dyn_get_latest_block()).await
+                    let latest = AssertUnwindSafe(backend.dyn_get_latest_block()).catch_unwind();
+                    if let Ok(Ok(Ok(latest))) = tokio::time::timeout(limit, latest).await
                         && latest.is_none_or(|tip| tip <= *block)
                     {
                         let err = ColdStorageError::backend(WriteFault(format!(

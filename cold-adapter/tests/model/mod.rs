@@ -925,7 +925,8 @@ impl Effect {
     fn resumes(&self, halt: u64) -> bool {
         match self {
             Self::Append(blocks) => blocks.is_empty(),
-            Self::Truncate(k) | Self::Drain(k) => *k < halt,
+            // Block 0 failed: truncate_above(0) clears it too.
+            Self::Truncate(k) | Self::Drain(k) => *k < halt.max(1),
             Self::Nothing => true,
         }
     }
