@@ -20,15 +20,85 @@ impl fmt::Display for Closed {
 
 impl std::error::Error for Closed {}
 
-/// Why [`DrainGate::try_acquire`](crate::DrainGate::try_acquire) gave no permit.
+/// A request for a number of read permits the gate can never grant: 0, or
+/// more than its cap. Returned by the `acquire_many` family of
+/// [`DrainGate`](crate::DrainGate) at once, never after waiting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct InvalidPermits {
+    /// The number of permits asked for.
+    pub permits: usize,
+    /// The gate's cap: valid requests are `1..=cap`.
+    pub cap: usize,
+}
+
+impl fmt::Display for InvalidPermits {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let InvalidPermits { permits, cap } = self;
+        write!(f, "cannot acquire {permits} read permits from a drain gate of cap {cap}")?;
+        f.write_str(if *permits == 0 {
+            ": ask for at least 1"
+        } else {
+            ": ask for at most the cap"
+        })
+    }
+}
+
+impl std::error::Error for InvalidPermits {}
+
+/// Why a waiting [`acquire_many`](crate::DrainGate::acquire_many) gave no
+/// permit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum AcquireManyError {
+    /// The gate is closed (see [`Closed`]).
+    Closed,
+    /// The count is 0 or above the cap; returned on the first poll, before
+    /// the request waits or queues.
+    Invalid(InvalidPermits),
+}
+
+impl fmt::Display for AcquireManyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AcquireManyError::Closed => fmt::Display::fmt(&Closed, f),
+            AcquireManyError::Invalid(e) => fmt::Display::fmt(e, f),
+        }
+    }
+}
+
+impl std::error::Error for AcquireManyError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            AcquireManyError::Closed => None,
+            AcquireManyError::Invalid(e) => Some(e),
+        }
+    }
+}
+
+impl From<InvalidPermits> for AcquireManyError {
+    fn from(e: InvalidPermits) -> Self {
+        AcquireManyError::Invalid(e)
+    }
+}
+
+impl From<Closed> for AcquireManyError {
+    fn from(Closed: Closed) -> Self {
+        AcquireManyError::Closed
+    }
+}
+
+/// Why [`DrainGate::try_acquire`](crate::DrainGate::try_acquire) (or
+/// [`try_acquire_many`](crate::DrainGate::try_acquire_many)) gave no permit.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum TryAcquireError {
     /// The gate is closed.
     Closed,
-    /// No permit can be had without waiting: `cap` readers are in flight, a
-    /// drain guard is held, or a request is queued ahead (a non-waiting
-    /// attempt never overtakes a waiter).
+    /// The permits cannot be had without waiting: too few of the cap are
+    /// free, a drain guard is held, or a request is queued ahead (a
+    /// non-waiting attempt never overtakes a waiter).
     NoPermits,
+    /// `try_acquire_many` asked for 0 permits or more than the cap. Checked
+    /// first, whatever the gate's state.
+    Invalid(InvalidPermits),
 }
 
 impl fmt::Display for TryAcquireError {
@@ -36,6 +106,7 @@ impl fmt::Display for TryAcquireError {
         match self {
             TryAcquireError::Closed => f.write_str("drain gate closed"),
             TryAcquireError::NoPermits => f.write_str("no read permit available without waiting"),
+            TryAcquireError::Invalid(e) => fmt::Display::fmt(e, f),
         }
     }
 }

@@ -8,7 +8,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
-use crate::error::Closed;
+use crate::error::{AcquireManyError, Closed, InvalidPermits};
 use crate::gate::DrainGate;
 use crate::permit::{DrainGuard, OwnedDrainGuard, OwnedReadPermit, ReadPermit};
 use crate::raw::{Kind, Wait};
@@ -16,7 +16,7 @@ use crate::raw::{Kind, Wait};
 macro_rules! request_future {
     (
         $(#[$meta:meta])*
-        $name:ident<'a>, $kind:expr, $output:ident
+        $name:ident<'a>, $kind:expr, $output:ident ($($arg:expr),*)
     ) => {
         $(#[$meta])*
         #[must_use = "futures do nothing unless polled"]
@@ -38,8 +38,8 @@ macro_rules! request_future {
             #[inline]
             fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
                 let this = self.get_mut();
-                ready!(this.gate.raw.poll_request($kind, &mut this.wait, cx))?;
-                Poll::Ready(Ok($output::new(this.gate)))
+                ready!(this.gate.raw.poll_request($kind, 1, &mut this.wait, cx))?;
+                Poll::Ready(Ok($output::new(this.gate $(, $arg)*)))
             }
         }
 
@@ -58,7 +58,7 @@ macro_rules! request_future {
     };
     (
         $(#[$meta:meta])*
-        $name:ident, $kind:expr, $output:ident
+        $name:ident, $kind:expr, $output:ident ($($arg:expr),*)
     ) => {
         $(#[$meta])*
         #[must_use = "futures do nothing unless polled"]
@@ -82,8 +82,8 @@ macro_rules! request_future {
             fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
                 let this = self.get_mut();
                 let gate = this.gate.as_ref().expect("drain-gate: future polled after it completed");
-                ready!(gate.raw.poll_request($kind, &mut this.wait, cx))?;
-                Poll::Ready(Ok($output::new(this.gate.take().expect("checked above"))))
+                ready!(gate.raw.poll_request($kind, 1, &mut this.wait, cx))?;
+                Poll::Ready(Ok($output::new(this.gate.take().expect("checked above") $(, $arg)*)))
             }
         }
 
@@ -111,7 +111,7 @@ request_future! {
     /// # Cancel safety
     ///
     /// Dropping it at any point leaks nothing: see [`DrainGate::acquire`].
-    Acquire<'a>, Kind::Read, ReadPermit
+    Acquire<'a>, Kind::Read, ReadPermit (1)
 }
 
 request_future! {
@@ -121,7 +121,7 @@ request_future! {
     /// # Cancel safety
     ///
     /// Dropping it at any point leaks nothing: see [`DrainGate::acquire`].
-    AcquireOwned, Kind::Read, OwnedReadPermit
+    AcquireOwned, Kind::Read, OwnedReadPermit (1)
 }
 
 request_future! {
@@ -132,7 +132,7 @@ request_future! {
     ///
     /// Dropping it at any point leaks nothing and lets the readers queued
     /// behind it in as far as the gate allows: see [`DrainGate::drain`].
-    Drain<'a>, Kind::Drain, DrainGuard
+    Drain<'a>, Kind::Drain, DrainGuard ()
 }
 
 request_future! {
@@ -143,7 +143,114 @@ request_future! {
     ///
     /// Dropping it at any point leaks nothing and lets the readers queued
     /// behind it in as far as the gate allows: see [`DrainGate::drain`].
-    DrainOwned, Kind::Drain, OwnedDrainGuard
+    DrainOwned, Kind::Drain, OwnedDrainGuard ()
+}
+
+/// Future returned by [`DrainGate::acquire_many`]: resolves to a
+/// [`ReadPermit`] holding the permits asked for, or an [`AcquireManyError`].
+///
+/// # Cancel safety
+///
+/// Dropping it at any point leaks nothing: see [`DrainGate::acquire_many`].
+#[must_use = "futures do nothing unless polled"]
+pub struct AcquireMany<'a> {
+    gate: &'a DrainGate,
+    permits: usize,
+    wait: Wait,
+}
+
+impl<'a> AcquireMany<'a> {
+    #[inline]
+    pub(crate) fn new(gate: &'a DrainGate, permits: usize) -> Self {
+        AcquireMany { gate, permits, wait: Wait::Init }
+    }
+}
+
+impl<'a> Future for AcquireMany<'a> {
+    type Output = Result<ReadPermit<'a>, AcquireManyError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        check_permits(this.gate, this.permits)?;
+        ready!(this.gate.raw.poll_request(Kind::Read, this.permits, &mut this.wait, cx))?;
+        Poll::Ready(Ok(ReadPermit::new(this.gate, this.permits)))
+    }
+}
+
+impl Drop for AcquireMany<'_> {
+    fn drop(&mut self) {
+        self.gate.raw.cancel(Kind::Read, &mut self.wait);
+    }
+}
+
+/// Future returned by [`DrainGate::acquire_many_owned`]: resolves to an
+/// [`OwnedReadPermit`] holding the permits asked for, or an
+/// [`AcquireManyError`].
+///
+/// # Cancel safety
+///
+/// Dropping it at any point leaks nothing: see [`DrainGate::acquire_many`].
+#[must_use = "futures do nothing unless polled"]
+pub struct AcquireManyOwned {
+    // `None` once the handle has moved into the permit.
+    gate: Option<Arc<DrainGate>>,
+    permits: usize,
+    wait: Wait,
+}
+
+impl AcquireManyOwned {
+    #[inline]
+    pub(crate) fn new(gate: Arc<DrainGate>, permits: usize) -> Self {
+        AcquireManyOwned { gate: Some(gate), permits, wait: Wait::Init }
+    }
+}
+
+impl Future for AcquireManyOwned {
+    type Output = Result<OwnedReadPermit, AcquireManyError>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.get_mut();
+        let gate = this.gate.as_ref().expect("drain-gate: future polled after it completed");
+        check_permits(gate, this.permits)?;
+        ready!(gate.raw.poll_request(Kind::Read, this.permits, &mut this.wait, cx))?;
+        let gate = this.gate.take().expect("checked above");
+        Poll::Ready(Ok(OwnedReadPermit::new(gate, this.permits)))
+    }
+}
+
+impl Drop for AcquireManyOwned {
+    fn drop(&mut self) {
+        if let Some(gate) = &self.gate {
+            gate.raw.cancel(Kind::Read, &mut self.wait);
+        }
+    }
+}
+
+impl fmt::Debug for AcquireMany<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AcquireMany")
+            .field("permits", &self.permits)
+            .field("wait", &self.wait)
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for AcquireManyOwned {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AcquireManyOwned")
+            .field("permits", &self.permits)
+            .field("wait", &self.wait)
+            .finish_non_exhaustive()
+    }
+}
+
+/// `Ok` if `gate` can ever grant `permits` at once: `1..=cap`.
+#[inline]
+pub(crate) fn check_permits(gate: &DrainGate, permits: usize) -> Result<(), InvalidPermits> {
+    if permits == 0 || permits > gate.cap() {
+        return Err(InvalidPermits { permits, cap: gate.cap() });
+    }
+    Ok(())
 }
 
 macro_rules! watch_future {

@@ -2,8 +2,13 @@
 
 use std::sync::Arc;
 
+#[cfg(doc)]
+use crate::error::AcquireManyError;
 use crate::error::{CapError, TryAcquireError, TryDrainError};
-use crate::future::{Acquire, AcquireOwned, ClosedAndIdle, Drain, DrainOwned};
+use crate::future::{
+    Acquire, AcquireMany, AcquireManyOwned, AcquireOwned, ClosedAndIdle, Drain, DrainOwned,
+    check_permits,
+};
 use crate::permit::{DrainGuard, OwnedDrainGuard, OwnedReadPermit, ReadPermit};
 use crate::raw::{self, RawGate, TryFail};
 
@@ -285,8 +290,8 @@ impl DrainGate {
     /// ```
     #[inline]
     pub fn try_acquire(&self) -> Result<ReadPermit<'_>, TryAcquireError> {
-        self.raw.try_acquire().map_err(TryAcquireError::from)?;
-        Ok(ReadPermit::new(self))
+        self.raw.try_acquire(1).map_err(TryAcquireError::from)?;
+        Ok(ReadPermit::new(self, 1))
     }
 
     /// Takes an owned read permit if one is free now, without waiting.
@@ -296,8 +301,118 @@ impl DrainGate {
     /// As [`try_acquire`](Self::try_acquire).
     #[inline]
     pub fn try_acquire_owned(self: Arc<Self>) -> Result<OwnedReadPermit, TryAcquireError> {
-        self.raw.try_acquire().map_err(TryAcquireError::from)?;
-        Ok(OwnedReadPermit::new(self))
+        self.raw.try_acquire(1).map_err(TryAcquireError::from)?;
+        Ok(OwnedReadPermit::new(self, 1))
+    }
+
+    /// Waits for `permits` read permits at once, held by one [`ReadPermit`]
+    /// and released together when it drops.
+    ///
+    /// For requests that cost more than others: a wide scan can take a share
+    /// of the cap in proportion to its work, so a few of them cannot fill
+    /// the gate alone. The request is one waiter, served in request order
+    /// like any other (see [Fairness](Self#fairness)): while it waits at the
+    /// front for enough permits to come free, the requests behind it wait
+    /// too, even single ones that would fit. A drain counts it as `permits`
+    /// readers in flight. [`acquire`](Self::acquire) is `acquire_many(1)`
+    /// without the check.
+    ///
+    /// # Errors
+    ///
+    /// [`AcquireManyError::Invalid`] on the first poll if `permits` is 0 or
+    /// above [`cap`](Self::cap) (such a request could never be granted, so
+    /// it fails instead of waiting forever); [`AcquireManyError::Closed`] if
+    /// the gate is closed before the permits are observed.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe, as [`acquire`](Self::acquire): a dropped request leaves
+    /// the queue, and permits granted to it but not yet observed go to the
+    /// next waiters.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drain_gate::{AcquireManyError, DrainGate};
+    ///
+    /// # futures_executor::block_on(async {
+    /// let gate = DrainGate::new(8);
+    /// let wide = gate.acquire_many(6).await.unwrap();
+    /// assert_eq!((wide.permits(), gate.readers_in_flight()), (6, 6));
+    /// // Only 2 permits are left for everyone else.
+    /// assert!(gate.try_acquire_many(3).is_err());
+    /// drop(wide);
+    ///
+    /// // A count the gate can never grant fails at once.
+    /// assert!(matches!(gate.acquire_many(9).await, Err(AcquireManyError::Invalid(_))));
+    /// # });
+    /// ```
+    #[inline]
+    pub fn acquire_many(&self, permits: usize) -> AcquireMany<'_> {
+        AcquireMany::new(self, permits)
+    }
+
+    /// Waits for `permits` read permits at once, held by one
+    /// [`OwnedReadPermit`] (`'static + Send + Sync`).
+    ///
+    /// # Errors
+    ///
+    /// As [`acquire_many`](Self::acquire_many).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe, as [`acquire_many`](Self::acquire_many).
+    #[inline]
+    pub fn acquire_many_owned(self: Arc<Self>, permits: usize) -> AcquireManyOwned {
+        AcquireManyOwned::new(self, permits)
+    }
+
+    /// Takes `permits` read permits at once if they are free now, without
+    /// waiting.
+    ///
+    /// # Errors
+    ///
+    /// [`TryAcquireError::Invalid`] if `permits` is 0 or above
+    /// [`cap`](Self::cap) (checked first); otherwise as
+    /// [`try_acquire`](Self::try_acquire): [`TryAcquireError::Closed`], or
+    /// [`TryAcquireError::NoPermits`] if fewer than `permits` are free, a
+    /// drain guard is held, or any request is queued.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use drain_gate::{DrainGate, InvalidPermits, TryAcquireError};
+    ///
+    /// let gate = DrainGate::new(4);
+    /// let three = gate.try_acquire_many(3).unwrap();
+    /// assert_eq!(gate.try_acquire_many(2).unwrap_err(), TryAcquireError::NoPermits);
+    /// assert_eq!(
+    ///     gate.try_acquire_many(0).unwrap_err(),
+    ///     TryAcquireError::Invalid(InvalidPermits { permits: 0, cap: 4 })
+    /// );
+    /// drop(three);
+    /// ```
+    #[inline]
+    pub fn try_acquire_many(&self, permits: usize) -> Result<ReadPermit<'_>, TryAcquireError> {
+        check_permits(self, permits).map_err(TryAcquireError::Invalid)?;
+        self.raw.try_acquire(permits).map_err(TryAcquireError::from)?;
+        Ok(ReadPermit::new(self, permits))
+    }
+
+    /// Takes `permits` owned read permits at once if they are free now,
+    /// without waiting.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_acquire_many`](Self::try_acquire_many).
+    #[inline]
+    pub fn try_acquire_many_owned(
+        self: Arc<Self>,
+        permits: usize,
+    ) -> Result<OwnedReadPermit, TryAcquireError> {
+        check_permits(&self, permits).map_err(TryAcquireError::Invalid)?;
+        self.raw.try_acquire(permits).map_err(TryAcquireError::from)?;
+        Ok(OwnedReadPermit::new(self, permits))
     }
 
     /// Waits for exclusive access: no read permit out, no other guard.

@@ -104,8 +104,13 @@ mod permit;
 mod poll;
 mod raw;
 
-pub use crate::error::{CapError, Closed, TryAcquireError, TryDrainError};
-pub use crate::future::{Acquire, AcquireOwned, ClosedAndIdle, Drain, DrainOwned, DrainRequested};
+pub use crate::error::{
+    AcquireManyError, CapError, Closed, InvalidPermits, TryAcquireError, TryDrainError,
+};
+pub use crate::future::{
+    Acquire, AcquireMany, AcquireManyOwned, AcquireOwned, ClosedAndIdle, Drain, DrainOwned,
+    DrainRequested,
+};
 pub use crate::gate::{DrainGate, MAX_CAP};
 pub use crate::permit::{DrainGuard, OwnedDrainGuard, OwnedReadPermit, ReadPermit};
 pub use crate::poll::PollDrainGate;

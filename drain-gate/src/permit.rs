@@ -7,13 +7,17 @@ use std::sync::Arc;
 use crate::future::DrainRequested;
 use crate::gate::DrainGate;
 
-/// A read permit borrowed from a [`DrainGate`]. Released when dropped.
+/// One or more read permits borrowed from a [`DrainGate`]. Released when
+/// dropped.
 ///
 /// While it exists no drain guard can exist. Returned by
-/// [`DrainGate::acquire`] and [`DrainGate::try_acquire`].
+/// [`DrainGate::acquire`] and [`DrainGate::try_acquire`] (one permit) and by
+/// [`DrainGate::acquire_many`] and [`DrainGate::try_acquire_many`]
+/// ([`permits`](Self::permits) of them).
 #[must_use = "the permit is released as soon as it is dropped"]
 pub struct ReadPermit<'a> {
     gate: &'a DrainGate,
+    permits: usize,
 }
 
 /// A read permit that owns a handle to its [`DrainGate`]. Released when
@@ -21,10 +25,13 @@ pub struct ReadPermit<'a> {
 ///
 /// `'static + Send + Sync`: it can travel inside a channel message or a
 /// spawned task, and is released wherever it is dropped. Returned by
-/// [`DrainGate::acquire_owned`] and [`DrainGate::try_acquire_owned`].
+/// [`DrainGate::acquire_owned`] and [`DrainGate::try_acquire_owned`] (one
+/// permit) and by [`DrainGate::acquire_many_owned`] and
+/// [`DrainGate::try_acquire_many_owned`] ([`permits`](Self::permits) of them).
 #[must_use = "the permit is released as soon as it is dropped"]
 pub struct OwnedReadPermit {
     gate: Arc<DrainGate>,
+    permits: usize,
 }
 
 /// Exclusive access to a [`DrainGate`]: while it exists no read permit and
@@ -46,15 +53,22 @@ pub struct OwnedDrainGuard {
 }
 
 impl<'a> ReadPermit<'a> {
-    /// Wraps a permit the caller has just taken from `gate`'s state word.
+    /// Wraps `permits` permits the caller has just taken from `gate`'s
+    /// state word.
     #[inline]
-    pub(crate) fn new(gate: &'a DrainGate) -> Self {
-        ReadPermit { gate }
+    pub(crate) fn new(gate: &'a DrainGate, permits: usize) -> Self {
+        ReadPermit { gate, permits }
     }
 
     /// The gate this permit belongs to.
     pub fn gate(&self) -> &'a DrainGate {
         self.gate
+    }
+
+    /// How many of the gate's read permits this holds (1 unless taken with
+    /// `acquire_many`); all are released together on drop.
+    pub fn permits(&self) -> usize {
+        self.permits
     }
 
     /// Whether a drain is waiting, so a long read should stop early if it
@@ -72,13 +86,19 @@ impl<'a> ReadPermit<'a> {
 
 impl OwnedReadPermit {
     #[inline]
-    pub(crate) fn new(gate: Arc<DrainGate>) -> Self {
-        OwnedReadPermit { gate }
+    pub(crate) fn new(gate: Arc<DrainGate>, permits: usize) -> Self {
+        OwnedReadPermit { gate, permits }
     }
 
     /// The gate this permit belongs to.
     pub fn gate(&self) -> &Arc<DrainGate> {
         &self.gate
+    }
+
+    /// How many of the gate's read permits this holds (1 unless taken with
+    /// `acquire_many_owned`); all are released together on drop.
+    pub fn permits(&self) -> usize {
+        self.permits
     }
 
     /// Whether a drain is waiting, so a long read should stop early if it
@@ -145,14 +165,14 @@ impl OwnedDrainGuard {
 impl Drop for ReadPermit<'_> {
     #[inline]
     fn drop(&mut self) {
-        self.gate.raw.release_read();
+        self.gate.raw.release_read(self.permits);
     }
 }
 
 impl Drop for OwnedReadPermit {
     #[inline]
     fn drop(&mut self) {
-        self.gate.raw.release_read();
+        self.gate.raw.release_read(self.permits);
     }
 }
 
@@ -180,9 +200,25 @@ macro_rules! debug_as {
     )*};
 }
 
+impl fmt::Debug for ReadPermit<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReadPermit")
+            .field("permits", &self.permits)
+            .field("cap", &self.gate.cap())
+            .finish_non_exhaustive()
+    }
+}
+
+impl fmt::Debug for OwnedReadPermit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OwnedReadPermit")
+            .field("permits", &self.permits)
+            .field("cap", &self.gate.cap())
+            .finish_non_exhaustive()
+    }
+}
+
 debug_as! {
-    ReadPermit<'_> => "ReadPermit",
-    OwnedReadPermit => "OwnedReadPermit",
     DrainGuard<'_> => "DrainGuard",
     OwnedDrainGuard => "OwnedDrainGuard",
 }

@@ -8,7 +8,8 @@ use std::task::{Context, Poll, ready};
 
 use futures_core::Stream;
 
-use crate::error::Closed;
+use crate::error::{AcquireManyError, Closed};
+use crate::future::check_permits;
 use crate::gate::DrainGate;
 use crate::permit::{OwnedDrainGuard, OwnedReadPermit};
 use crate::raw::{Kind, Wait};
@@ -50,13 +51,15 @@ use crate::raw::{Kind, Wait};
 pub struct PollDrainGate {
     gate: Arc<DrainGate>,
     read: Wait,
+    /// Permits the pending read request asks for.
+    read_permits: usize,
     drain: Wait,
 }
 
 impl PollDrainGate {
     /// Wraps a shared gate.
     pub fn new(gate: Arc<DrainGate>) -> Self {
-        PollDrainGate { gate, read: Wait::Init, drain: Wait::Init }
+        PollDrainGate { gate, read: Wait::Init, read_permits: 1, drain: Wait::Init }
     }
 
     /// The gate.
@@ -79,9 +82,44 @@ impl PollDrainGate {
     ///
     /// `Ready(Err(Closed))` once the gate is closed.
     pub fn poll_acquire(&mut self, cx: &mut Context<'_>) -> Poll<Result<OwnedReadPermit, Closed>> {
-        let result = ready!(self.gate.raw.poll_request(Kind::Read, &mut self.read, cx));
+        self.poll_read(1, cx)
+    }
+
+    /// Polls for `permits` read permits at once, queueing on the first call:
+    /// the poll form of [`DrainGate::acquire_many_owned`].
+    ///
+    /// A pending request keeps its place only while it is polled with the
+    /// same `permits`: polling with another number drops it (giving back
+    /// anything granted to it) and queues a new request at the back. A
+    /// pending [`poll_acquire`](Self::poll_acquire) is a request for 1.
+    ///
+    /// # Errors
+    ///
+    /// `Ready(Err(AcquireManyError::Invalid))` if `permits` is 0 or above
+    /// the cap (a pending request is left as it was);
+    /// `Ready(Err(AcquireManyError::Closed))` once the gate is closed.
+    pub fn poll_acquire_many(
+        &mut self,
+        cx: &mut Context<'_>,
+        permits: usize,
+    ) -> Poll<Result<OwnedReadPermit, AcquireManyError>> {
+        check_permits(&self.gate, permits)?;
+        Poll::Ready(Ok(ready!(self.poll_read(permits, cx))?))
+    }
+
+    fn poll_read(
+        &mut self,
+        permits: usize,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<OwnedReadPermit, Closed>> {
+        if permits != self.read_permits {
+            self.gate.raw.cancel(Kind::Read, &mut self.read);
+            self.read = Wait::Init;
+            self.read_permits = permits;
+        }
+        let result = ready!(self.gate.raw.poll_request(Kind::Read, permits, &mut self.read, cx));
         self.read = Wait::Init;
-        Poll::Ready(result.map(|()| OwnedReadPermit::new(self.gate.clone())))
+        Poll::Ready(result.map(|()| OwnedReadPermit::new(self.gate.clone(), permits)))
     }
 
     /// Polls for the drain guard, queueing on the first call.
@@ -93,7 +131,7 @@ impl PollDrainGate {
     ///
     /// `Ready(Err(Closed))` once the gate is closed.
     pub fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<Result<OwnedDrainGuard, Closed>> {
-        let result = ready!(self.gate.raw.poll_request(Kind::Drain, &mut self.drain, cx));
+        let result = ready!(self.gate.raw.poll_request(Kind::Drain, 1, &mut self.drain, cx));
         self.drain = Wait::Init;
         Poll::Ready(result.map(|()| OwnedDrainGuard::new(self.gate.clone())))
     }

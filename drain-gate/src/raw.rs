@@ -84,6 +84,8 @@ enum Status {
 #[derive(Debug)]
 struct Slot {
     kind: Kind,
+    /// Read permits a read request asks for (1 for drains and watchers).
+    permits: usize,
     status: Status,
     waker: Option<Waker>,
     prev: usize,
@@ -147,13 +149,21 @@ impl Waiters {
     ///
     /// Watchers and readers go to the back. A drain goes behind every drain
     /// already queued and behind the *batch* the last of them will admit:
-    /// the first `cap` readers queued after it. With no drain queued but one
-    /// held (`drain_held`), the batch is the first `cap` readers of the
-    /// queue, which that guard's release admits; with neither, the drain
-    /// goes to the front, ahead of readers that only wait for capacity (the
-    /// batch is the readers in flight). See the fairness rule on
-    /// `DrainGate`. The walk is over at most `cap` slots.
-    fn push(&mut self, kind: Kind, waker: Waker, drain_held: bool, cap: usize) -> usize {
+    /// the longest run of readers queued after it whose permits add up to at
+    /// most `cap`. With no drain queued but one held (`drain_held`), the
+    /// batch is taken from the front of the queue, which that guard's
+    /// release admits; with neither, the drain goes to the front, ahead of
+    /// readers that only wait for capacity (the batch is the readers in
+    /// flight). See the fairness rule on `DrainGate`. The walk is over at
+    /// most `cap` slots (every reader asks for at least one permit).
+    fn push(
+        &mut self,
+        kind: Kind,
+        permits: usize,
+        waker: Waker,
+        drain_held: bool,
+        cap: usize,
+    ) -> usize {
         let after = match kind {
             Kind::Drain => {
                 let (mut after, batch) = if self.last_drain != NIL {
@@ -164,11 +174,13 @@ impl Waiters {
                     (NIL, 0)
                 };
                 // Everything after the last drain is a reader.
-                for _ in 0..batch {
+                let mut admitted = 0;
+                loop {
                     let next = if after == NIL { self.queue.head } else { self.slots[after].next };
-                    if next == NIL {
+                    if next == NIL || admitted + self.slots[next].permits > batch {
                         break;
                     }
+                    admitted += self.slots[next].permits;
                     after = next;
                 }
                 after
@@ -176,8 +188,14 @@ impl Waiters {
             _ => self.list(kind).tail,
         };
         let before = if after == NIL { self.list(kind).head } else { self.slots[after].next };
-        let slot =
-            Slot { kind, status: Status::Linked, waker: Some(waker), prev: after, next: before };
+        let slot = Slot {
+            kind,
+            permits,
+            status: Status::Linked,
+            waker: Some(waker),
+            prev: after,
+            next: before,
+        };
         let idx = if self.free == NIL {
             self.slots.push(slot);
             self.slots.len() - 1
@@ -240,8 +258,11 @@ impl Waiters {
 
     fn free(&mut self, idx: usize) {
         let slot = &mut self.slots[idx];
+        // Its waker left with `unlink` (to be woken or dropped by the caller
+        // after the lock is released): dropping one here would run foreign
+        // code under the lock.
+        debug_assert!(slot.waker.is_none(), "slot freed with its waker still in it");
         slot.status = Status::Free;
-        slot.waker = None;
         slot.next = self.free;
         self.free = idx;
     }
@@ -278,6 +299,16 @@ impl WakeList {
         for waker in self.rest.drain(..) {
             waker.wake();
         }
+    }
+}
+
+/// Stores `new` in `slot` unless the waker there already wakes the same
+/// task, and returns the waker it replaced, for the caller to drop once the
+/// lock is released (see [`RawGate::lock`]).
+fn replace_waker(slot: &mut Option<Waker>, new: &Waker) -> Option<Waker> {
+    match slot {
+        Some(w) if w.will_wake(new) => None,
+        _ => slot.replace(new.clone()),
     }
 }
 
@@ -323,6 +354,15 @@ impl RawGate {
         self.cap
     }
 
+    /// Takes the waiter queue's lock.
+    ///
+    /// No foreign code runs while it is held: no waker is woken *or dropped*
+    /// under it (every path takes the waker out and lets it go after the
+    /// guard is gone). A waker's drop can free a task and every permit that
+    /// task owned, and that release takes this same lock: dropping one here
+    /// would deadlock the thread on itself (tokio-rs/tokio#5429). Cloning a
+    /// waker, as tokio also does under its semaphore's lock, is the one
+    /// exception: `clone` only takes a reference.
     fn lock(&self) -> MutexGuard<'_, Waiters> {
         // Nothing panics while the lock is held (wakers run outside it), so a
         // poisoned lock still guards consistent data.
@@ -331,9 +371,14 @@ impl RawGate {
 
     // ----- fast paths ---------------------------------------------------
 
-    /// One read permit if one is free and nobody is queued.
+    /// `permits` read permits (`1..=cap`, checked by the caller) if they
+    /// are free and nobody is queued.
     #[inline]
-    pub(crate) fn try_acquire(&self) -> Result<(), TryFail> {
+    pub(crate) fn try_acquire(&self, permits: usize) -> Result<(), TryFail> {
+        debug_assert!((1..=self.cap).contains(&permits));
+        // Any flag makes `state` above every possible `limit`, so one
+        // comparison checks both. For one permit `limit` is `cap - 1`.
+        let limit = self.cap - permits;
         // First guess: an idle gate. A CAS that misses returns the real state,
         // so no load is needed first; under contention that saves fetching
         // the cache line shared for the load and again exclusive for the CAS.
@@ -341,14 +386,14 @@ impl RawGate {
         loop {
             match self.state.compare_exchange_weak(
                 state,
-                state + 1,
+                state + permits,
                 Ordering::Acquire,
                 Ordering::Relaxed,
             ) {
                 Ok(_) => return Ok(()),
                 Err(actual) => state = actual,
             }
-            if state >= self.cap {
+            if state > limit {
                 return Err(if state & CLOSED != 0 { TryFail::Closed } else { TryFail::Busy });
             }
         }
@@ -364,11 +409,11 @@ impl RawGate {
         }
     }
 
-    /// Gives back one read permit.
+    /// Gives back `permits` read permits.
     #[inline]
-    pub(crate) fn release_read(&self) {
-        let prev = self.state.fetch_sub(1, Ordering::Release);
-        debug_assert!(prev & READERS != 0, "read permit released with no reader in flight");
+    pub(crate) fn release_read(&self, permits: usize) {
+        let prev = self.state.fetch_sub(permits, Ordering::Release);
+        debug_assert!(prev & READERS >= permits, "read permits released that were not out");
         if prev & (QUEUED | CLOSED) != 0 {
             self.release_slow();
         }
@@ -415,17 +460,21 @@ impl RawGate {
     ///
     /// If polled again after it returned `Ready(Ok(()))` without `wait` being
     /// reset: that grant is gone, and a future must not be polled again.
+    ///
+    /// `permits` is what a read asks for (`1..=cap`, checked by the caller);
+    /// drains pass 1 and it is ignored.
     #[inline]
     pub(crate) fn poll_request(
         &self,
         kind: Kind,
+        permits: usize,
         wait: &mut Wait,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), Closed>> {
         if let Wait::Init = wait {
             let proceed = std::task::ready!(crate::budget::poll_proceed(cx));
             let fast = match kind {
-                Kind::Read => self.try_acquire(),
+                Kind::Read => self.try_acquire(permits),
                 _ => self.try_drain(),
             };
             match fast {
@@ -441,7 +490,7 @@ impl RawGate {
                 Err(TryFail::Busy) => {}
             }
         }
-        self.poll_request_slow(kind, wait, cx)
+        self.poll_request_slow(kind, permits, wait, cx)
     }
 
     /// [`RawGate::poll_request`] once the fast path is out of the question.
@@ -449,30 +498,32 @@ impl RawGate {
     fn poll_request_slow(
         &self,
         kind: Kind,
+        permits: usize,
         wait: &mut Wait,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), Closed>> {
         match *wait {
-            Wait::Init => self.enqueue(kind, wait, cx),
+            Wait::Init => self.enqueue(kind, permits, wait, cx),
             Wait::Queued(idx) => {
                 let mut waiters = self.lock();
                 let slot = &mut waiters.slots[idx];
                 match slot.status {
                     Status::Linked => {
-                        match &mut slot.waker {
-                            Some(w) if w.will_wake(cx.waker()) => {}
-                            w => *w = Some(cx.waker().clone()),
-                        }
+                        let old = replace_waker(&mut slot.waker, cx.waker());
+                        drop(waiters);
+                        // After the lock: its drop may release a permit.
+                        drop(old);
                         Poll::Pending
                     }
                     Status::Granted => {
+                        let permits = slot.permits;
                         waiters.free(idx);
                         if self.state.load(Ordering::Acquire) & CLOSED != 0 {
                             *wait = Wait::Failed;
                             // Granted before close, observed after: after
                             // `close()` returns no request resolves `Ok`, so
                             // the grant goes back.
-                            self.undo_grant(kind);
+                            self.undo_grant(kind, permits);
                             self.settle(waiters);
                             return Poll::Ready(Err(Closed));
                         }
@@ -500,6 +551,7 @@ impl RawGate {
     fn enqueue(
         &self,
         kind: Kind,
+        permits: usize,
         wait: &mut Wait,
         cx: &mut Context<'_>,
     ) -> Poll<Result<(), Closed>> {
@@ -513,7 +565,7 @@ impl RawGate {
             }
             // Nobody queued: the lock may have found the gate free again.
             if state & QUEUED == 0
-                && let Some(granted) = self.grant_for(kind, state, &waiters)
+                && let Some(granted) = self.grant_for(kind, permits, state, &waiters)
             {
                 match self.state.compare_exchange(
                     state,
@@ -540,7 +592,8 @@ impl RawGate {
                 Err(actual) => state = actual,
             }
         }
-        let idx = waiters.push(kind, cx.waker().clone(), state & DRAIN_HELD != 0, self.cap);
+        let idx =
+            waiters.push(kind, permits, cx.waker().clone(), state & DRAIN_HELD != 0, self.cap);
         self.queued.store(waiters.queue.len, Ordering::Relaxed);
         *wait = Wait::Queued(idx);
         if kind == Kind::Drain && waiters.watch.len != 0 {
@@ -550,13 +603,18 @@ impl RawGate {
         Poll::Pending
     }
 
-    /// The state after granting `kind` on `state`, if the gate allows it
-    /// (ignoring the queue, which the caller has checked).
-    fn grant_for(&self, kind: Kind, state: usize, waiters: &Waiters) -> Option<usize> {
+    /// The state after granting `kind` (a read of `permits`) on `state`, if
+    /// the gate allows it (ignoring the queue, which the caller has checked).
+    fn grant_for(
+        &self,
+        kind: Kind,
+        permits: usize,
+        state: usize,
+        waiters: &Waiters,
+    ) -> Option<usize> {
         match kind {
-            Kind::Read => {
-                (state & DRAIN_HELD == 0 && state & READERS < self.cap).then(|| state + 1)
-            }
+            Kind::Read => (state & DRAIN_HELD == 0 && state & READERS <= self.cap - permits)
+                .then(|| state + permits),
             Kind::Drain => (state & (DRAIN_HELD | READERS) == 0).then(|| {
                 // The drain being granted leaves the queue; the last one
                 // queued takes DRAIN_PENDING with it.
@@ -570,9 +628,9 @@ impl RawGate {
         }
     }
 
-    fn undo_grant(&self, kind: Kind) {
+    fn undo_grant(&self, kind: Kind, permits: usize) {
         match kind {
-            Kind::Read => self.state.fetch_sub(1, Ordering::Release),
+            Kind::Read => self.state.fetch_sub(permits, Ordering::Release),
             _ => self.state.fetch_sub(DRAIN_HELD, Ordering::Release),
         };
     }
@@ -592,17 +650,20 @@ impl RawGate {
         let mut waiters = self.lock();
         match waiters.slots[idx].status {
             Status::Linked => {
-                waiters.unlink(idx, Status::Free);
+                let waker = waiters.unlink(idx, Status::Free);
                 if kind == Kind::Drain && waiters.drains_queued == 0 {
                     self.state.fetch_and(!DRAIN_PENDING, Ordering::Relaxed);
                 }
                 waiters.free(idx);
                 self.queued.store(waiters.queue.len, Ordering::Relaxed);
                 self.settle(waiters);
+                // After the lock: its drop may release a permit.
+                drop(waker);
             }
             Status::Granted => {
+                let permits = waiters.slots[idx].permits;
                 waiters.free(idx);
-                self.undo_grant(kind);
+                self.undo_grant(kind, permits);
                 self.settle(waiters);
             }
             Status::Closed => waiters.free(idx),
@@ -632,17 +693,17 @@ impl RawGate {
                     *wait = Wait::Done;
                     return Poll::Ready(());
                 }
-                *wait = Wait::Queued(waiters.push(kind, cx.waker().clone(), false, self.cap));
+                *wait = Wait::Queued(waiters.push(kind, 1, cx.waker().clone(), false, self.cap));
                 Poll::Pending
             }
             Wait::Queued(idx) => {
                 let mut waiters = self.lock();
                 let slot = &mut waiters.slots[idx];
                 if slot.status == Status::Linked {
-                    match &mut slot.waker {
-                        Some(w) if w.will_wake(cx.waker()) => {}
-                        w => *w = Some(cx.waker().clone()),
-                    }
+                    let old = replace_waker(&mut slot.waker, cx.waker());
+                    drop(waiters);
+                    // After the lock: its drop may release a permit.
+                    drop(old);
                     return Poll::Pending;
                 }
                 waiters.free(idx);
@@ -658,10 +719,15 @@ impl RawGate {
         let Wait::Queued(idx) = *wait else { return };
         *wait = Wait::Done;
         let mut waiters = self.lock();
-        if waiters.slots[idx].status == Status::Linked {
-            waiters.unlink(idx, Status::Free);
-        }
+        let waker = if waiters.slots[idx].status == Status::Linked {
+            waiters.unlink(idx, Status::Free)
+        } else {
+            None
+        };
         waiters.free(idx);
+        drop(waiters);
+        // After the lock: its drop may release a permit.
+        drop(waker);
     }
 
     // ----- close and settle -----------------------------------------------
@@ -694,13 +760,13 @@ impl RawGate {
         // Grant (or fail, once closed) from the front of the queue.
         while waiters.queue.head != NIL {
             let idx = waiters.queue.head;
-            let kind = waiters.slots[idx].kind;
+            let Slot { kind, permits, .. } = waiters.slots[idx];
             let mut state = self.state.load(Ordering::Acquire);
             let status = loop {
                 if state & CLOSED != 0 {
                     break Status::Closed;
                 }
-                let Some(next) = self.grant_for(kind, state, &waiters) else {
+                let Some(next) = self.grant_for(kind, permits, state, &waiters) else {
                     break Status::Linked;
                 };
                 match self.state.compare_exchange(state, next, Ordering::AcqRel, Ordering::Acquire)

@@ -12,7 +12,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use drain_gate::{Closed, DrainGate};
+use drain_gate::{Closed, DrainGate, OwnedReadPermit};
 use loom::future::block_on;
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
@@ -182,6 +182,112 @@ fn drain_released_while_another_is_requested_admits_its_batch_first() {
         };
         drop(r1);
         drop(d2);
+        assert_eq!(gate.readers_in_flight(), 0);
+        assert_eq!(gate.waiters(), 0);
+    });
+}
+
+/// A waker whose drop releases an owned permit of the gate (as dropping a
+/// task's last waker frees everything its future owned) and whose wake calls
+/// `try_acquire`: foreign code that re-enters the gate. Had the gate
+/// dropped it under its lock, loom would report the thread deadlocking on
+/// itself.
+struct Reentrant {
+    gate: Arc<DrainGate>,
+    permit: std::sync::Mutex<Option<OwnedReadPermit>>,
+}
+
+impl std::task::Wake for Reentrant {
+    fn wake(self: Arc<Self>) {
+        drop(self.gate.try_acquire());
+    }
+}
+
+impl Drop for Reentrant {
+    fn drop(&mut self) {
+        drop(self.permit.get_mut().unwrap().take());
+    }
+}
+
+/// Polls once with a [`Reentrant`] waker owning `permit`, whose only other
+/// handle is the one the gate keeps.
+fn poll_reentrant<F: Future + Unpin>(
+    fut: &mut F,
+    gate: &Arc<DrainGate>,
+    permit: OwnedReadPermit,
+) -> Poll<F::Output> {
+    let waker = std::task::Waker::from(Arc::new(Reentrant {
+        gate: gate.clone(),
+        permit: std::sync::Mutex::new(Some(permit)),
+    }));
+    Pin::new(fut).poll(&mut Context::from_waker(&waker))
+}
+
+/// G11 under every interleaving: a queued reader re-polled with a new
+/// waker (the old one's drop releases a permit) and a drain dropped while
+/// it waits (likewise), while another thread releases and closes.
+#[test]
+fn waker_drop_reenters_the_gate() {
+    model(|| {
+        let gate = Arc::new(DrainGate::new(2));
+        let held = gate.clone().try_acquire_owned().unwrap();
+        let in_waker = gate.clone().try_acquire_owned().unwrap();
+        let mut reader = gate.clone().acquire_owned();
+        assert!(poll_reentrant(&mut reader, &gate, in_waker).is_pending());
+        let releaser = thread::spawn(move || drop(held));
+        // Re-poll with a new waker: the old one releases its permit.
+        let permit = block_on(reader).unwrap();
+        releaser.join().unwrap();
+
+        let in_waker = gate.clone().try_acquire_owned().unwrap();
+        let mut drain = gate.clone().drain_owned();
+        assert!(poll_reentrant(&mut drain, &gate, in_waker).is_pending());
+        let closer = {
+            let gate = gate.clone();
+            thread::spawn(move || {
+                gate.close();
+            })
+        };
+        // Dropping the waiting (or failed) drain drops its waker.
+        drop(drain);
+        drop(permit);
+        closer.join().unwrap();
+        block_on(gate.closed_and_idle());
+        assert_eq!(gate.readers_in_flight(), 0);
+        assert_eq!(gate.waiters(), 0);
+        assert!(!gate.is_drain_held() && !gate.is_drain_pending());
+    });
+}
+
+/// Weighted permits: a request for 2 of 3 waits at the front while single
+/// permits are released on another thread, a drain queued behind it waits
+/// for every permit, and nothing is ever over the cap.
+#[test]
+fn weighted_request_and_drain_race_releases() {
+    model(|| {
+        let gate = Arc::new(DrainGate::new(3));
+        let a = gate.clone().try_acquire_owned().unwrap();
+        let b = gate.clone().try_acquire_many_owned(2).unwrap();
+        let mut wide = gate.clone().acquire_many_owned(2);
+        assert!(poll_once(&mut wide).is_pending());
+        let releasers = [thread::spawn(move || drop(a)), thread::spawn(move || drop(b))];
+        let drainer = {
+            let gate = gate.clone();
+            thread::spawn(move || {
+                let guard = block_on(gate.drain()).unwrap();
+                assert_eq!(gate.readers_in_flight(), 0, "a drain waits for every permit");
+                drop(guard);
+            })
+        };
+        let wide = block_on(wide).unwrap();
+        assert_eq!(wide.permits(), 2);
+        assert!(!gate.is_drain_held());
+        assert!(gate.readers_in_flight() <= gate.cap());
+        drop(wide);
+        for r in releasers {
+            r.join().unwrap();
+        }
+        drainer.join().unwrap();
         assert_eq!(gate.readers_in_flight(), 0);
         assert_eq!(gate.waiters(), 0);
     });

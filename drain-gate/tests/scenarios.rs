@@ -4,11 +4,17 @@
 mod support;
 
 use std::cell::Cell;
+use std::future::Future;
+use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::task::{Context, Poll, Waker};
 
-use drain_gate::{CapError, Closed, DrainGate, MAX_CAP, TryAcquireError, TryDrainError};
-use support::{pending, ready};
+use drain_gate::{
+    AcquireManyError, CapError, Closed, DrainGate, InvalidPermits, MAX_CAP, OwnedReadPermit,
+    TryAcquireError, TryDrainError,
+};
+use support::{Probe, pending, ready};
 
 #[test]
 fn g01_cancelled_drain_readmits_queued_reader() {
@@ -264,4 +270,194 @@ fn g10_acquire_loop_that_never_waits_lets_other_tasks_run() {
     let seen = seen_by_b.get().expect("task B ran");
     // B is woken after A's first iteration; A yields within one budget.
     assert!(seen <= 1 + 129, "task B waited for {seen} of A's iterations");
+}
+
+/// A waker that runs gate code: its `drop` releases an owned permit of the
+/// gate (as dropping a task's last waker frees the task and every permit its
+/// future owned), and its `wake` calls `try_acquire`.
+struct Reentrant {
+    gate: Arc<DrainGate>,
+    permit: std::sync::Mutex<Option<OwnedReadPermit>>,
+}
+
+impl std::task::Wake for Reentrant {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        drop(self.gate.try_acquire());
+    }
+}
+
+impl Drop for Reentrant {
+    fn drop(&mut self) {
+        drop(self.permit.get_mut().unwrap().take());
+    }
+}
+
+/// A [`Reentrant`] waker owning `permit`. The caller keeps no other handle,
+/// so the gate's clone is the last one once the caller's is dropped.
+fn reentrant(gate: &Arc<DrainGate>, permit: Option<OwnedReadPermit>) -> Waker {
+    Waker::from(Arc::new(Reentrant { gate: gate.clone(), permit: std::sync::Mutex::new(permit) }))
+}
+
+/// Polls `fut` once with `waker`, then drops the caller's handle to it.
+fn poll_with<F: Future + Unpin>(fut: &mut F, waker: Waker) -> Poll<F::Output> {
+    Pin::new(fut).poll(&mut Context::from_waker(&waker))
+}
+
+/// Runs `f` on its own thread and fails if it does not finish: a deadlock
+/// inside the gate would otherwise hang the test run.
+fn without_deadlock(what: &str, f: impl FnOnce() + Send + 'static) {
+    let (done, finished) = std::sync::mpsc::channel();
+    let worker = std::thread::spawn(move || {
+        f();
+        let _ = done.send(());
+    });
+    match finished.recv_timeout(std::time::Duration::from_secs(30)) {
+        Ok(()) | Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+            if let Err(panic) = worker.join() {
+                std::panic::resume_unwind(panic);
+            }
+        }
+        Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+            panic!("{what}: deadlocked (a waker was dropped under the gate's lock)")
+        }
+    }
+}
+
+#[test]
+fn g11_waker_whose_drop_reenters_the_gate() {
+    without_deadlock("G11", || {
+        let gate = Arc::new(DrainGate::new(2));
+        // A's permit lives in D's waker, a second permit in B's.
+        let a = gate.clone().try_acquire_owned().unwrap();
+        let b_owned = gate.clone().try_acquire_owned().unwrap();
+        let mut d = gate.drain();
+        assert!(poll_with(&mut d, reentrant(&gate, Some(a))).is_pending());
+        let mut b = gate.acquire();
+        assert!(poll_with(&mut b, reentrant(&gate, Some(b_owned))).is_pending());
+        assert_eq!((gate.readers_in_flight(), gate.waiters()), (2, 2));
+
+        // Re-poll B with another waker: the old one is dropped, releasing
+        // its permit; the drain ahead of B still waits for A's.
+        let b_probe = Probe::new();
+        assert!(b_probe.poll(&mut b).is_pending());
+        assert_eq!((gate.readers_in_flight(), gate.waiters()), (1, 2));
+        assert!(gate.is_drain_pending());
+
+        // Drop D while it waits: its waker goes, releasing A's permit, and
+        // B is granted on its behalf.
+        drop(d);
+        assert!(b_probe.woken(), "B must be woken once the drain ahead of it left");
+        assert_eq!((gate.readers_in_flight(), gate.waiters()), (1, 0));
+        assert!(!gate.is_drain_pending());
+
+        // Drop B, granted but unobserved: its grant goes back.
+        drop(b);
+        assert_eq!((gate.readers_in_flight(), gate.waiters()), (0, 0));
+
+        // Watchers: a permit holder's `drain_requested`, re-polled with a
+        // new waker and dropped, while a request is queued (so a release
+        // takes the lock).
+        let holder = gate.clone().try_acquire_owned().unwrap();
+        let second = gate.clone().try_acquire_owned().unwrap();
+        let mut queued = gate.acquire();
+        let _queued_probe = pending(&mut queued);
+        let mut watch = holder.drain_requested();
+        assert!(poll_with(&mut watch, reentrant(&gate, Some(second))).is_pending());
+        assert_eq!(gate.readers_in_flight(), 2);
+        let watch_probe = Probe::new();
+        assert!(watch_probe.poll(&mut watch).is_pending());
+        // `second` was released by the replaced waker; `queued` took it.
+        assert_eq!((gate.readers_in_flight(), gate.waiters()), (2, 0));
+        drop(queued);
+        let third = gate.clone().try_acquire_owned().unwrap();
+        let mut queued = gate.acquire();
+        let _queued_probe = pending(&mut queued);
+        assert!(poll_with(&mut watch, reentrant(&gate, Some(third))).is_pending());
+        drop(watch);
+        assert_eq!((gate.readers_in_flight(), gate.waiters()), (2, 0));
+        drop(queued);
+        drop(holder);
+        assert_eq!(gate.readers_in_flight(), 0);
+
+        // Close with waiters whose wakers own permits: each is failed and
+        // woken, and its waker's drop releases a permit, after the lock.
+        let p1 = gate.clone().try_acquire_owned().unwrap();
+        let p2 = gate.clone().try_acquire_owned().unwrap();
+        let mut d = gate.drain();
+        assert!(poll_with(&mut d, reentrant(&gate, Some(p1))).is_pending());
+        let mut r = gate.acquire();
+        assert!(poll_with(&mut r, reentrant(&gate, Some(p2))).is_pending());
+        assert!(gate.close());
+        assert_eq!(ready(&mut d).unwrap_err(), Closed);
+        assert_eq!(ready(&mut r).unwrap_err(), Closed);
+        drop((d, r));
+        assert_eq!((gate.readers_in_flight(), gate.waiters()), (0, 0));
+        assert!(!gate.is_drain_pending() && !gate.is_drain_held());
+        ready(&mut gate.closed_and_idle());
+    });
+}
+
+#[test]
+fn g12_weighted_permits() {
+    let gate = DrainGate::new(4);
+    let r1 = gate.try_acquire().unwrap();
+    let m3 = ready(&mut gate.acquire_many(3)).expect("3 of the 3 free permits, at once");
+    assert_eq!((m3.permits(), gate.readers_in_flight()), (3, 4));
+
+    // Request order: 2 permits asked for before 1.
+    let mut m2 = gate.acquire_many(2);
+    let m2_probe = pending(&mut m2);
+    let mut a1 = gate.acquire();
+    let a1_probe = pending(&mut a1);
+    drop(r1);
+    // One permit is free, but the request at the front needs two: the single
+    // request behind it does not overtake it.
+    assert!(!m2_probe.woken() && !a1_probe.woken());
+    assert_eq!((gate.readers_in_flight(), gate.waiters()), (3, 2));
+    drop(m3);
+    assert!(m2_probe.woken() && a1_probe.woken());
+    let m2 = ready(&mut m2).unwrap();
+    let a1 = ready(&mut a1).unwrap();
+    assert_eq!((m2.permits(), a1.permits(), gate.readers_in_flight()), (2, 1, 3));
+
+    // Counts the gate can never grant fail at once, with the reason.
+    let zero = ready(&mut gate.acquire_many(0)).unwrap_err();
+    assert_eq!(zero, AcquireManyError::Invalid(InvalidPermits { permits: 0, cap: 4 }));
+    assert!(zero.to_string().contains("at least 1"), "{zero}");
+    let five = ready(&mut gate.acquire_many(5)).unwrap_err();
+    assert!(five.to_string().contains("cap 4"), "{five}");
+    assert_eq!(
+        gate.try_acquire_many(5).unwrap_err(),
+        TryAcquireError::Invalid(InvalidPermits { permits: 5, cap: 4 })
+    );
+    assert_eq!(gate.waiters(), 0, "an invalid request never queues");
+
+    // A drain waits for every permit, weighted or not.
+    let mut d = gate.drain();
+    let d_probe = pending(&mut d);
+    drop(a1);
+    assert!(!d_probe.woken(), "2 permits are still out");
+    drop(m2);
+    let guard = ready(&mut d).unwrap();
+
+    // The batch a drain's release admits is counted in permits: readers of
+    // 2, 2 and 1 queue behind the guard; a drain requested now goes behind
+    // the first two (4 permits, the cap) and ahead of the third.
+    let mut w = [gate.acquire_many(2), gate.acquire_many(2), gate.acquire_many(1)];
+    let probes: Vec<Probe> = w.iter_mut().map(|f| pending(f)).collect();
+    let mut d2 = gate.drain();
+    let d2_probe = pending(&mut d2);
+    drop(guard);
+    assert!(probes[0].woken() && probes[1].woken(), "the batch is admitted");
+    assert!(!probes[2].woken() && !d2_probe.woken(), "the drain is next, then the third");
+    let [w0, w1, w2] = &mut w;
+    let batch = (ready(w0).unwrap(), ready(w1).unwrap());
+    drop(batch);
+    assert!(d2_probe.woken() && !probes[2].woken());
+    drop(ready(&mut d2).unwrap());
+    assert!(probes[2].woken());
+    assert_eq!(ready(w2).unwrap().permits(), 1);
 }
