@@ -44,6 +44,8 @@ fn op_strategy(with_close: bool) -> impl Strategy<Value = Op> {
         3 => (0u8..16).prop_map(DropHeld),
         1 => (0u8..8).prop_map(DrainRequested),
         1 => (0u8..16).prop_map(Burst),
+        2 => (0u8..8, any::<bool>()).prop_map(|(n, owned)| AcquireMany { n, owned }),
+        1 => (0u8..7, any::<bool>()).prop_map(|(n, owned)| TryAcquireMany { n, owned }),
     ]
 }
 
@@ -100,7 +102,16 @@ fn decoder_round_trips() {
         let op = Op::from_byte(b);
         assert_eq!(Op::from_byte(op.to_byte()), op, "byte {b:#04x}");
     }
-    let ops = [Acquire, DrainOwned, Poll(3), Burst(15), DrainRequested(7), Close];
+    let ops = [
+        Acquire,
+        DrainOwned,
+        Poll(3),
+        Burst(15),
+        DrainRequested(7),
+        AcquireMany { n: 5, owned: true },
+        TryAcquireMany { n: 6, owned: false },
+        Close,
+    ];
     assert_eq!(model::decode(&model::encode(5, &ops)), (5, ops.to_vec()));
 }
 
@@ -164,4 +175,42 @@ fn guard_drop_admits_readers_up_to_the_next_drain() {
     ops.extend([Drain, Acquire, Acquire, Acquire, Drain, Acquire, DropHeld(0), Poll(34)]);
     ops.extend([DropHeld(0), PollAll, DropHeld(0), DropHeld(0), DropHeld(0), PollAll]);
     model::run_ops(8, &ops);
+}
+
+/// Weighted requests keep request order: a request for 3 at the front holds
+/// back a request for 1 behind it while only 2 are free.
+#[test]
+fn weighted_request_at_the_front_is_not_overtaken() {
+    let many = |n, owned| AcquireMany { n, owned };
+    model::run_ops(4, &[TryAcquireMany { n: 2, owned: false }, many(3, false), Acquire, PollAll]);
+    model::run_ops(4, &[TryAcquire, TryAcquire, many(3, true), Acquire, DropHeld(0), PollAll]);
+}
+
+/// The batch a drain's release admits is counted in permits, and a drain
+/// requested while one is held queues behind that batch.
+#[test]
+fn drain_batch_is_counted_in_permits() {
+    let many = |n| AcquireMany { n, owned: false };
+    let batch_released = [DropHeld(0), PollAll, DropHeld(0), DropHeld(0), PollAll];
+    let mut ops = vec![TryDrain, many(2), many(2), many(1), Drain, DropHeld(0), PollAll];
+    ops.extend(batch_released);
+    model::run_ops(4, &ops);
+    model::run_ops(4, &[TryDrain, many(3), many(2), Drain, many(1), DropHeld(0), PollAll]);
+}
+
+/// Counts of 0 and above the cap fail at once on every poll, waiting for
+/// nothing and queueing nothing.
+#[test]
+fn invalid_counts_fail_at_once() {
+    for cap in 1..=8 {
+        let ops = [
+            AcquireMany { n: 0, owned: false },
+            AcquireMany { n: 7, owned: true },
+            TryAcquireMany { n: 0, owned: false },
+            TryAcquireMany { n: 6, owned: true },
+            Close,
+            AcquireMany { n: 0, owned: true },
+        ];
+        model::run_ops(cap, &ops);
+    }
 }

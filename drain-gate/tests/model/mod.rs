@@ -17,11 +17,14 @@
 //! # What the model says
 //!
 //! The reference model is the contract documented on [`DrainGate`]: one
-//! queue over read and drain requests, served from the front; readers queue
-//! at the back; a drain queues behind every drain already queued and the
-//! *batch* of up to `cap` readers right behind the last of them (with none
-//! queued: the first `cap` readers if a drain is held, else nobody: the
-//! front), so it overtakes only readers outside those batches;
+//! queue over read and drain requests, served from the front; a read asks
+//! for `n` permits (1, or `1..=cap` through `acquire_many`) and is granted
+//! when `n` are free; readers queue at the back; a drain queues behind every
+//! drain already queued and the *batch* right behind the last of them, the
+//! longest run of readers whose permits add up to at most `cap` (with none
+//! queued: taken from the front if a drain is held, else nobody: the
+//! front), so it overtakes only readers outside those batches; a request for
+//! 0 or more than `cap` permits fails at once, before anything else;
 //! a queued request is granted on its
 //! behalf as soon as it is at the front and the gate allows it (so the
 //! reader count includes granted-but-unobserved grants); a dropped granted
@@ -41,8 +44,9 @@ use std::sync::Arc;
 use std::task::Poll;
 
 use drain_gate::{
-    Acquire, AcquireOwned, Closed, ClosedAndIdle, Drain, DrainGate, DrainGuard, DrainOwned,
-    DrainRequested, OwnedDrainGuard, OwnedReadPermit, ReadPermit, TryAcquireError, TryDrainError,
+    Acquire, AcquireMany, AcquireManyError, AcquireManyOwned, AcquireOwned, Closed, ClosedAndIdle,
+    Drain, DrainGate, DrainGuard, DrainOwned, DrainRequested, InvalidPermits, OwnedDrainGuard,
+    OwnedReadPermit, ReadPermit, TryAcquireError, TryDrainError,
 };
 
 /// Requests a thread may start in a row without waiting before one yields
@@ -96,6 +100,12 @@ pub enum Op {
     /// the thread's budget out (checked as one step; every poll in it is
     /// still compared with the model).
     Burst(u8),
+    /// Create an [`AcquireMany`] (or, if `owned`, an [`AcquireManyOwned`])
+    /// future for `n` permits (0 to 7: 0 and above the cap are invalid) and
+    /// poll it once.
+    AcquireMany { n: u8, owned: bool },
+    /// [`DrainGate::try_acquire_many`] (or `_owned`) for `n` permits (0 to 6).
+    TryAcquireMany { n: u8, owned: bool },
 }
 
 impl Op {
@@ -103,10 +113,12 @@ impl Op {
     pub fn from_byte(b: u8) -> Op {
         let k = b & 0x0f;
         match b >> 4 {
-            0x0 | 0xc => Op::Acquire,
+            0x0 => Op::Acquire,
+            0xc => Op::AcquireMany { n: k & 7, owned: k & 8 != 0 },
             0x1 => Op::AcquireOwned,
-            0x2 if k.is_multiple_of(2) => Op::TryAcquire,
-            0x2 => Op::TryAcquireOwned,
+            0x2 if k < 2 && k.is_multiple_of(2) => Op::TryAcquire,
+            0x2 if k < 2 => Op::TryAcquireOwned,
+            0x2 => Op::TryAcquireMany { n: (k >> 1) - 1, owned: k & 1 != 0 },
             0x3 if k.is_multiple_of(2) => Op::Drain,
             0x3 => Op::DrainOwned,
             0x4 if k.is_multiple_of(2) => Op::TryDrain,
@@ -144,6 +156,8 @@ impl Op {
             Op::Close => 0xa0,
             Op::PollAll => 0xa1,
             Op::Burst(k) => 0xb0 | (k & 0x0f),
+            Op::AcquireMany { n, owned } => 0xc0 | (n & 7) | if owned { 8 } else { 0 },
+            Op::TryAcquireMany { n, owned } => 0x20 | (((n % 7) + 1) << 1) | u8::from(owned),
         }
     }
 }
@@ -202,6 +216,15 @@ impl Held<'_> {
     fn is_read(&self) -> bool {
         matches!(self, Held::Read(_) | Held::ReadOwned(_))
     }
+
+    /// Read permits held (0 for a guard).
+    fn permits(&self) -> usize {
+        match self {
+            Held::Read(p) => p.permits(),
+            Held::ReadOwned(p) => p.permits(),
+            Held::Guard(_) | Held::GuardOwned(_) => 0,
+        }
+    }
 }
 
 /// A live future.
@@ -210,6 +233,8 @@ enum Fut<'g> {
     AcquireOwned(AcquireOwned),
     Drain(Drain<'g>),
     DrainOwned(DrainOwned),
+    AcquireMany(AcquireMany<'g>),
+    AcquireManyOwned(AcquireManyOwned),
     Idle(ClosedAndIdle<'g>),
     DrainRequested(DrainRequested<'g>),
 }
@@ -219,6 +244,8 @@ enum Outcome<'g> {
     Pending,
     Granted(Held<'g>),
     Closed,
+    /// `acquire_many` refused the count.
+    Invalid(InvalidPermits),
     Fired,
 }
 
@@ -231,7 +258,20 @@ impl<'g> Fut<'g> {
                 Poll::Ready(Err(Closed)) => Outcome::Closed,
             }
         }
+        fn many<'a, T>(
+            p: Poll<Result<T, AcquireManyError>>,
+            wrap: impl FnOnce(T) -> Held<'a>,
+        ) -> Outcome<'a> {
+            match p {
+                Poll::Pending => Outcome::Pending,
+                Poll::Ready(Ok(t)) => Outcome::Granted(wrap(t)),
+                Poll::Ready(Err(AcquireManyError::Closed)) => Outcome::Closed,
+                Poll::Ready(Err(AcquireManyError::Invalid(e))) => Outcome::Invalid(e),
+            }
+        }
         match self {
+            Fut::AcquireMany(f) => many(probe.poll(f), Held::Read),
+            Fut::AcquireManyOwned(f) => many(probe.poll(f), Held::ReadOwned),
             Fut::Acquire(f) => req(probe.poll(f), Held::Read),
             Fut::AcquireOwned(f) => req(probe.poll(f), Held::ReadOwned),
             Fut::Drain(f) => req(probe.poll(f), Held::Guard),
@@ -249,7 +289,10 @@ impl<'g> Fut<'g> {
 
     fn kind(&self) -> Kind {
         match self {
-            Fut::Acquire(_) | Fut::AcquireOwned(_) => Kind::Read,
+            Fut::Acquire(_)
+            | Fut::AcquireOwned(_)
+            | Fut::AcquireMany(_)
+            | Fut::AcquireManyOwned(_) => Kind::Read,
             Fut::Drain(_) | Fut::DrainOwned(_) => Kind::Drain,
             Fut::Idle(_) => Kind::Idle,
             Fut::DrainRequested(_) => Kind::DrainRequested,
@@ -291,6 +334,8 @@ enum St {
 struct Tracked<'g> {
     id: u64,
     kind: Kind,
+    /// Read permits asked for (1 for drains and watchers).
+    permits: usize,
     fut: Fut<'g>,
     probe: Probe,
     /// Wake count of `probe` the model has accounted for.
@@ -309,7 +354,8 @@ pub struct Harness<'g> {
     readers: usize,
     drain_held: bool,
     closed: bool,
-    queue: VecDeque<(u64, Kind)>,
+    /// Queued requests: id, kind, permits asked for.
+    queue: VecDeque<(u64, Kind, usize)>,
     /// Drains in `queue`.
     drains_queued: usize,
     run: u32,
@@ -402,26 +448,37 @@ impl<'g> Harness<'g> {
         self.drains_queued > 0
     }
 
-    fn enqueue(&mut self, id: u64, kind: Kind) {
+    fn enqueue(&mut self, id: u64, kind: Kind, permits: usize) {
         match kind {
             Kind::Drain => {
                 // Behind the last queued drain and the batch it will admit;
                 // only readers follow the last drain.
-                let (start, batch) = match self.queue.iter().rposition(|&(_, k)| k == Kind::Drain) {
-                    Some(last) => (last + 1, self.cap),
-                    None if self.drain_held => (0, self.cap),
-                    None => (0, 0),
-                };
-                let at = (start + batch).min(self.queue.len());
-                self.queue.insert(at, (id, kind));
+                let (start, batch) =
+                    match self.queue.iter().rposition(|&(_, k, _)| k == Kind::Drain) {
+                        Some(last) => (last + 1, self.cap),
+                        None if self.drain_held => (0, self.cap),
+                        None => (0, 0),
+                    };
+                // The batch: the longest run of readers from `start` whose
+                // permits add up to at most `batch`.
+                let mut at = start;
+                let mut admitted = 0;
+                while let Some(&(_, _, n)) = self.queue.get(at) {
+                    if admitted + n > batch {
+                        break;
+                    }
+                    admitted += n;
+                    at += 1;
+                }
+                self.queue.insert(at, (id, kind, permits));
                 self.drains_queued += 1;
             }
-            _ => self.queue.push_back((id, kind)),
+            _ => self.queue.push_back((id, kind, permits)),
         }
     }
 
     fn unqueue(&mut self, id: u64, kind: Kind) {
-        let at = self.queue.iter().position(|&(q, _)| q == id).expect("queued future is queued");
+        let at = self.queue.iter().position(|&(q, _, _)| q == id).expect("queued future is queued");
         self.queue.remove(at);
         self.drains_queued -= usize::from(kind == Kind::Drain);
     }
@@ -430,26 +487,27 @@ impl<'g> Harness<'g> {
         self.futs.iter().position(|t| t.id == id).expect("queued future is alive")
     }
 
-    /// Whether the gate itself (ignoring the queue) allows `kind` now.
-    fn allows(&self, kind: Kind) -> bool {
+    /// Whether the gate itself (ignoring the queue) allows `kind` (a read of
+    /// `permits`) now.
+    fn allows(&self, kind: Kind, permits: usize) -> bool {
         match kind {
-            Kind::Read => !self.drain_held && self.readers < self.cap,
+            Kind::Read => !self.drain_held && self.readers + permits <= self.cap,
             Kind::Drain => !self.drain_held && self.readers == 0,
             Kind::Idle | Kind::DrainRequested => unreachable!("watchers are not granted"),
         }
     }
 
-    fn take(&mut self, kind: Kind) {
+    fn take(&mut self, kind: Kind, permits: usize) {
         match kind {
-            Kind::Read => self.readers += 1,
+            Kind::Read => self.readers += permits,
             Kind::Drain => self.drain_held = true,
             _ => unreachable!(),
         }
     }
 
-    fn give_back(&mut self, kind: Kind) {
+    fn give_back(&mut self, kind: Kind, permits: usize) {
         match kind {
-            Kind::Read => self.readers -= 1,
+            Kind::Read => self.readers -= permits,
             Kind::Drain => self.drain_held = false,
             _ => unreachable!(),
         }
@@ -458,12 +516,12 @@ impl<'g> Harness<'g> {
     /// The model's reaction to anything that may let the queue move: grant
     /// (or fail, once closed) from the front, then fire watchers.
     fn settle(&mut self) {
-        while let Some(&(id, kind)) = self.queue.front() {
+        while let Some(&(id, kind, permits)) = self.queue.front() {
             let i = self.pos(id);
             if self.closed {
                 self.futs[i].st = St::ClosedFail;
-            } else if self.allows(kind) {
-                self.take(kind);
+            } else if self.allows(kind, permits) {
+                self.take(kind, permits);
                 self.futs[i].st = St::Granted;
             } else {
                 break;
@@ -512,15 +570,36 @@ impl<'g> Harness<'g> {
             Op::Drain => self.start(Fut::Drain(self.gate.drain())),
             Op::DrainOwned => self.start(Fut::DrainOwned(self.gate.clone().drain_owned())),
             Op::ClosedAndIdle => self.start(Fut::Idle(self.gate.closed_and_idle())),
-            Op::TryAcquire | Op::TryAcquireOwned => {
-                let got = if op == Op::TryAcquire {
-                    self.gate.try_acquire().map(Held::Read)
+            Op::AcquireMany { n, owned } => {
+                let n = usize::from(n);
+                let fut = if owned {
+                    Fut::AcquireManyOwned(self.gate.clone().acquire_many_owned(n))
                 } else {
-                    self.gate.clone().try_acquire_owned().map(Held::ReadOwned)
+                    Fut::AcquireMany(self.gate.acquire_many(n))
                 };
-                let want = if self.closed {
+                self.start_weighted(fut, n);
+            }
+            Op::TryAcquire | Op::TryAcquireOwned | Op::TryAcquireMany { .. } => {
+                let (n, got) = match op {
+                    Op::TryAcquire => (1, self.gate.try_acquire().map(Held::Read)),
+                    Op::TryAcquireOwned => {
+                        (1, self.gate.clone().try_acquire_owned().map(Held::ReadOwned))
+                    }
+                    Op::TryAcquireMany { n, owned: false } => {
+                        let n = usize::from(n);
+                        (n, self.gate.try_acquire_many(n).map(Held::Read))
+                    }
+                    Op::TryAcquireMany { n, owned: true } => {
+                        let n = usize::from(n);
+                        (n, self.gate.clone().try_acquire_many_owned(n).map(Held::ReadOwned))
+                    }
+                    _ => unreachable!(),
+                };
+                let want = if n == 0 || n > self.cap {
+                    Err(TryAcquireError::Invalid(InvalidPermits { permits: n, cap: self.cap }))
+                } else if self.closed {
                     Err(TryAcquireError::Closed)
-                } else if !self.queue.is_empty() || !self.allows(Kind::Read) {
+                } else if !self.queue.is_empty() || !self.allows(Kind::Read, n) {
                     Err(TryAcquireError::NoPermits)
                 } else {
                     Ok(())
@@ -529,10 +608,11 @@ impl<'g> Harness<'g> {
                 ensure!(
                     self,
                     got_unit == want,
-                    "try_acquire gave {got_unit:?}, model says {want:?}"
+                    "try_acquire of {n} gave {got_unit:?}, model says {want:?}"
                 );
                 if let Ok(held) = got {
-                    self.take(Kind::Read);
+                    ensure!(self, held.permits() == n, "permit holds {} not {n}", held.permits());
+                    self.take(Kind::Read, n);
                     self.held.push(held);
                 }
             }
@@ -544,7 +624,7 @@ impl<'g> Harness<'g> {
                 };
                 let want = if self.closed {
                     Err(TryDrainError::Closed)
-                } else if !self.queue.is_empty() || !self.allows(Kind::Drain) {
+                } else if !self.queue.is_empty() || !self.allows(Kind::Drain, 1) {
                     Err(TryDrainError::Busy)
                 } else {
                     Ok(())
@@ -552,7 +632,7 @@ impl<'g> Harness<'g> {
                 let got_unit = got.as_ref().map(|_| ()).map_err(|e| *e);
                 ensure!(self, got_unit == want, "try_drain gave {got_unit:?}, model says {want:?}");
                 if let Ok(held) = got {
-                    self.take(Kind::Drain);
+                    self.take(Kind::Drain, 1);
                     self.held.push(held);
                 }
             }
@@ -612,6 +692,31 @@ impl<'g> Harness<'g> {
 
     /// Creates a tracked future and polls it once.
     fn start(&mut self, fut: Fut<'g>) {
+        self.start_weighted(fut, 1);
+    }
+
+    /// [`Harness::start`] for a read of `permits`; a count the gate can
+    /// never grant must fail on every poll, before the budget or the queue
+    /// are touched.
+    fn start_weighted(&mut self, mut fut: Fut<'g>, permits: usize) {
+        if permits == 0 || permits > self.cap {
+            let probe = Probe::new();
+            let want = InvalidPermits { permits, cap: self.cap };
+            for _ in 0..2 {
+                match fut.poll(&probe) {
+                    Outcome::Invalid(e) => {
+                        ensure!(self, e == want, "acquire_many({permits}) refused with {e:?}")
+                    }
+                    out => self.fail(format!(
+                        "acquire_many({permits}) at cap {} should fail Invalid, got {}",
+                        self.cap,
+                        name(&out)
+                    )),
+                }
+            }
+            ensure!(self, probe.wakes() == 0, "an invalid acquire_many woke");
+            return;
+        }
         if self.futs.len() >= MAX_FUTURES {
             return;
         }
@@ -622,14 +727,14 @@ impl<'g> Harness<'g> {
         };
         let id = self.next_id;
         self.next_id += 1;
-        self.futs.push(Tracked { id, kind, fut, probe: Probe::new(), seen: 0, st });
+        self.futs.push(Tracked { id, kind, permits, fut, probe: Probe::new(), seen: 0, st });
         let i = self.futs.len() - 1;
         self.first_poll(i);
     }
 
     /// The first poll of a request (fresh or after a yield) or a watcher.
     fn first_poll(&mut self, i: usize) {
-        let kind = self.futs[i].kind;
+        let (kind, permits) = (self.futs[i].kind, self.futs[i].permits);
         let before = self.futs[i].probe.wakes();
         let out = {
             let t = &mut self.futs[i];
@@ -660,7 +765,7 @@ impl<'g> Harness<'g> {
                         name(&out)
                     );
                     self.futs[i].st = St::Failed;
-                } else if self.queue.is_empty() && self.allows(kind) {
+                } else if self.queue.is_empty() && self.allows(kind, permits) {
                     let Outcome::Granted(held) = out else {
                         self.fail(format!(
                             "{kind:?} request should be granted at once, got {}",
@@ -668,7 +773,8 @@ impl<'g> Harness<'g> {
                         ));
                     };
                     ensure!(self, held.is_read() == (kind == Kind::Read), "wrong token kind");
-                    self.take(kind);
+                    self.check_permits(&held, kind, permits);
+                    self.take(kind, permits);
                     self.held.push(held);
                     self.futs.remove(i);
                     return;
@@ -682,7 +788,7 @@ impl<'g> Harness<'g> {
                     self.run = 0;
                     let id = self.futs[i].id;
                     self.futs[i].st = St::Linked;
-                    self.enqueue(id, kind);
+                    self.enqueue(id, kind, permits);
                     self.settle();
                 }
             }
@@ -746,7 +852,7 @@ impl<'g> Harness<'g> {
                     name(&out)
                 );
                 self.futs[i].st = St::Failed;
-                self.give_back(kind);
+                self.give_back(kind, self.futs[i].permits);
                 self.settle();
             }
             St::Granted => {
@@ -757,6 +863,7 @@ impl<'g> Harness<'g> {
                     ));
                 };
                 ensure!(self, held.is_read() == (kind == Kind::Read), "wrong token kind");
+                self.check_permits(&held, kind, self.futs[i].permits);
                 self.held.push(held);
                 self.futs.remove(i);
                 return;
@@ -786,7 +893,7 @@ impl<'g> Harness<'g> {
 
     fn drop_future(&mut self, i: usize) {
         let t = self.futs.remove(i);
-        let (id, kind, st) = (t.id, t.kind, t.st);
+        let (id, kind, st, permits) = (t.id, t.kind, t.st, t.permits);
         drop(t);
         match st {
             St::Linked => {
@@ -794,7 +901,7 @@ impl<'g> Harness<'g> {
                 self.settle();
             }
             St::Granted => {
-                self.give_back(kind);
+                self.give_back(kind, permits);
                 self.settle();
             }
             _ => {}
@@ -804,9 +911,22 @@ impl<'g> Harness<'g> {
     fn drop_held(&mut self, i: usize) {
         let held = self.held.remove(i);
         let kind = if held.is_read() { Kind::Read } else { Kind::Drain };
+        let permits = held.permits();
         drop(held);
-        self.give_back(kind);
+        self.give_back(kind, permits);
         self.settle();
+    }
+
+    /// A read permit must hold what its request asked for.
+    fn check_permits(&self, held: &Held<'_>, kind: Kind, permits: usize) {
+        if kind == Kind::Read {
+            ensure!(
+                self,
+                held.permits() == permits,
+                "permit holds {} not {permits}",
+                held.permits()
+            );
+        }
     }
 
     fn watch_drain(&mut self, k: u8) {
@@ -893,8 +1013,8 @@ impl<'g> Harness<'g> {
         );
 
         // On the objects alone, whatever the model says.
-        let reads = self.held.iter().filter(|h| h.is_read()).count();
-        let guards = self.held.len() - reads;
+        let guards = self.held.iter().filter(|h| !h.is_read()).count();
+        let reads: usize = self.held.iter().map(Held::permits).sum();
         ensure!(self, reads <= self.cap, "{reads} read permits held at cap {}", self.cap);
         ensure!(self, guards <= 1, "{guards} drain guards held at once");
         ensure!(self, guards == 0 || reads == 0, "a drain guard held beside {reads} read permits");
@@ -1015,6 +1135,7 @@ fn name(out: &Outcome<'_>) -> &'static str {
         Outcome::Pending => "Pending",
         Outcome::Granted(_) => "Ready(Ok)",
         Outcome::Closed => "Ready(Err(Closed))",
+        Outcome::Invalid(_) => "Ready(Err(Invalid))",
         Outcome::Fired => "Ready(())",
     }
 }
