@@ -37,36 +37,98 @@ pub const MAX_CAP: usize = raw::MAX_CAP;
 ///
 /// # Fairness
 ///
+/// This is the gate's one statement of its fairness rule; the crate docs
+/// and the README link here.
+///
 /// Requests that cannot be granted at once wait in one queue, readers and
 /// drains together, served strictly from the front: a request is granted
 /// only once every request ahead of it has been granted or dropped. A read
-/// is granted when fewer than `cap` permits are out and no drain guard
-/// exists; a drain when no permit is out and no guard exists. Where a request
-/// joins the queue:
+/// of `n` permits (1, or what [`acquire_many`](Self::acquire_many) asked
+/// for) is granted when at least `n` of the `cap` permits are free and no
+/// drain guard exists; a drain when no permit is out and no guard exists.
+/// Where a request joins the queue:
 ///
 /// 1. A read request joins at the back.
 /// 2. A drain request joins behind every drain already queued and behind the
-///    *batch* the last of them admits when its guard drops: the first `cap`
-///    readers queued after it. With no drain queued but one held, the batch
-///    is the first `cap` readers of the queue; with no drain queued or held,
-///    the drain goes to the front (the readers in flight are the batch).
-///    Either way it goes *ahead* of every other queued reader.
+///    *batch* the last of them admits when its guard drops: the readers
+///    queued right after it, as many as fit in `cap` permits together (stop
+///    at the first that does not fit). With no drain queued but one held,
+///    the batch is taken from the front of the queue; with no drain queued
+///    or held, the drain goes to the front (the readers in flight are the
+///    batch). Either way it goes *ahead* of every other queued reader.
 ///
 /// Hence:
 ///
 /// * a drain waits for the readers in flight and, for each drain requested
-///   before it, that drain and its batch of at most `cap` readers; never for
+///   before it, that drain and its batch of at most `cap` permits; never for
 ///   the rest of the readers queued: **writers never starve**, and one write
-///   after another under a read flood each waits for about `cap` reads, not
-///   for the backlog;
-/// * every drain's release admits its batch, up to `cap` queued readers in
-///   request order, before the next drain is granted, so a reader with `k`
-///   readers queued ahead of it is overtaken by at most `k / cap + 1`
-///   drains: **readers never starve**;
+///   after another under a read flood each waits for about `cap` permits'
+///   worth of reads, not for the backlog;
+/// * every drain's release admits its batch, in request order, before the
+///   next drain is granted. A batch admits at least one reader, and `cap`
+///   single-permit readers when that many are queued, so a single-permit
+///   reader with `k` readers queued ahead of it is overtaken by at most
+///   `k / cap + 1` drains; with weighted readers, two batches in a row admit
+///   more than `cap` permits, so a reader with `p` permits asked for ahead
+///   of it is overtaken by at most `2 * p / cap + 2`: **readers never
+///   starve**;
 /// * drains are served in request order;
 /// * the non-waiting [`try_acquire`](Self::try_acquire) and
 ///   [`try_drain`](Self::try_drain) never overtake a queued request: they
 ///   fail while anyone is queued.
+///
+/// Two consequences of serving in order, which tokio's `RwLock` shares:
+///
+/// * **A request is served on its behalf, polled or not.** Once at the
+///   front it is granted, and holds what it was granted until it is polled
+///   or dropped. A drain future kept alive but no longer polled (a
+///   `select!` branch that lost, a stream nobody drives) holds back every
+///   reader requested after it and, once granted, holds the guard: no reader
+///   gets in until it is dropped. Poll request futures to completion or drop
+///   them.
+/// * **Holding a permit while asking for another can wait forever.** If a
+///   drain is queued between the two, the drain waits for the permit you
+///   hold and your new request waits behind the drain. Ask for everything at
+///   once ([`acquire_many`](Self::acquire_many)), or release first.
+///
+/// A drain nobody polls any more, granted on its behalf:
+///
+/// ```
+/// use futures_util::FutureExt;
+/// use drain_gate::DrainGate;
+///
+/// let gate = DrainGate::new(4);
+/// let reader = gate.try_acquire().unwrap();
+/// let mut drain = Box::pin(gate.drain());
+/// assert!(drain.as_mut().now_or_never().is_none()); // queued, then forgotten
+/// drop(reader); // the drain is granted: it holds the guard, unobserved
+/// assert!(gate.is_drain_held());
+/// assert!(gate.acquire().now_or_never().is_none()); // every reader waits...
+/// drop(drain); // ...until the future is dropped (or polled and its guard dropped)
+/// assert!(gate.acquire().now_or_never().is_some());
+/// ```
+///
+/// A task asking for a second permit while a drain waits for its first:
+///
+/// ```
+/// use futures_util::FutureExt;
+/// use drain_gate::DrainGate;
+///
+/// let gate = DrainGate::new(4);
+/// let held = gate.try_acquire().unwrap();
+/// let mut drain = Box::pin(gate.drain());
+/// assert!(drain.as_mut().now_or_never().is_none()); // queued: waits for `held`
+///
+/// // The same task asks for a second permit: it queues behind the drain,
+/// // which waits for `held`. Awaiting it here would never return.
+/// assert!(gate.acquire().now_or_never().is_none());
+///
+/// // Releasing first breaks the cycle: the drain runs, then readers.
+/// drop(held);
+/// let guard = drain.now_or_never().unwrap().unwrap();
+/// drop(guard);
+/// assert!(gate.acquire().now_or_never().is_some());
+/// ```
 ///
 /// # Cancel safety
 ///
@@ -418,13 +480,12 @@ impl DrainGate {
     /// Waits for exclusive access: no read permit out, no other guard.
     ///
     /// Once requested, the drain holds back every read requested after it
-    /// and goes ahead of the reads queued before it, except the drains
-    /// already queued and the batch (up to `cap` readers) each of them
-    /// admits; it resolves once the requests ahead of it are done: the
-    /// readers in flight and those drains, each with its batch. Drains are served in request order. Dropping the guard
-    /// ends the drain and admits its batch, up to `cap` of the readers queued
-    /// behind it, before any later drain (see [Fairness](Self#fairness)). On
-    /// an idle gate this is one compare-and-swap.
+    /// and goes ahead of some of those queued before it; it resolves once
+    /// the readers in flight, and the drains queued before it with the
+    /// readers each of them admits, are done (the rule is under
+    /// [Fairness](Self#fairness)). Dropping the guard ends the drain and
+    /// admits the readers queued behind it. On an idle gate this is one
+    /// compare-and-swap.
     ///
     /// # Errors
     ///

@@ -27,14 +27,11 @@
 //! # Fairness
 //!
 //! Requests that must wait are served from the front of one queue, readers
-//! and drains together. A drain goes ahead of readers that only wait for a
-//! free permit, behind the drains already queued and one *batch* of up to
-//! `cap` readers each of them admits; so a write under a read flood waits for
-//! the reads in flight and at most one batch per drain ahead of it, never for
-//! the whole backlog, and a reader with `k` readers queued ahead of it is
-//! overtaken by at most `k / cap + 1` drains. Drains are served in request order; a
-//! non-waiting `try_*` never overtakes a queued request. The exact rule is on
-//! [`DrainGate`](DrainGate#fairness).
+//! and drains together; a drain waits for the readers in flight and at most
+//! one batch of readers per drain ahead of it, never for the backlog. The
+//! rule, its bounds and its two consequences (a request is served on its
+//! behalf, polled or not; a task that holds a permit and asks for another can
+//! wait for itself) are stated once, on [`DrainGate`](DrainGate#fairness).
 //!
 //! # Cancel safety
 //!

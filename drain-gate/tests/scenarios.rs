@@ -461,3 +461,60 @@ fn g12_weighted_permits() {
     assert!(probes[2].woken());
     assert_eq!(ready(w2).unwrap().permits(), 1);
 }
+
+/// Documented under Fairness on `DrainGate`: a drain future kept alive but
+/// no longer polled holds back every later reader, and once granted on its
+/// behalf holds the guard until it is dropped.
+#[test]
+fn unpolled_drain_holds_back_later_readers_until_dropped() {
+    let gate = DrainGate::new(2);
+    let reader = gate.try_acquire().unwrap();
+    let mut drain = gate.drain();
+    let drain_probe = pending(&mut drain);
+    // Never polled again from here on.
+    let mut later = gate.acquire();
+    let later_probe = pending(&mut later);
+    assert_eq!(gate.try_acquire().unwrap_err(), TryAcquireError::NoPermits);
+
+    drop(reader);
+    assert!(drain_probe.woken() && gate.is_drain_held(), "granted on its behalf");
+    assert!(!later_probe.woken());
+    for _ in 0..3 {
+        assert!(later_probe.poll(&mut later).is_pending(), "a later reader waits");
+    }
+    assert_eq!(gate.try_acquire().unwrap_err(), TryAcquireError::NoPermits);
+
+    drop(drain);
+    assert!(later_probe.woken() && !gate.is_drain_held());
+    drop(ready(&mut later).unwrap());
+    assert_eq!((gate.readers_in_flight(), gate.waiters()), (0, 0));
+}
+
+/// Documented under Fairness on `DrainGate`: holding a permit and asking
+/// for another while a drain is queued waits for itself; releasing the held
+/// permit is what lets both go on.
+#[test]
+fn permit_holder_asking_again_behind_a_drain_waits_for_itself() {
+    let gate = DrainGate::new(4);
+    let held = gate.try_acquire().unwrap();
+    let mut drain = gate.drain();
+    let drain_probe = pending(&mut drain);
+    let mut again = gate.acquire();
+    let again_probe = pending(&mut again);
+    let mut wide = gate.acquire_many(2);
+    pending(&mut wide);
+    // Free permits are not enough: the drain ahead waits for `held`.
+    assert_eq!(gate.readers_in_flight(), 1);
+    for _ in 0..3 {
+        assert!(again_probe.poll(&mut again).is_pending());
+        assert!(drain_probe.poll(&mut drain).is_pending());
+    }
+    assert!(!again_probe.woken() && !drain_probe.woken());
+
+    drop(held);
+    let guard = ready(&mut drain).unwrap();
+    drop(guard);
+    drop(ready(&mut again).unwrap());
+    drop(ready(&mut wide).unwrap());
+    assert_eq!((gate.readers_in_flight(), gate.waiters()), (0, 0));
+}
