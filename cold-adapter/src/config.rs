@@ -27,6 +27,9 @@ pub const DEFAULT_READ_RETRIES: usize = 3;
 /// Default backoff between read retries: from 10 ms, doubling, capped at 200 ms.
 pub const DEFAULT_READ_BACKOFF: Backoff =
     Backoff { min: Duration::from_millis(10), max: Duration::from_millis(200) };
+/// Default number of blocks of a `get_logs` range charged as one read
+/// permit; see [`ColdStorageConfig::log_query_permits`].
+pub const DEFAULT_LOG_BLOCKS_PER_PERMIT: u64 = 100;
 /// Default bound on how long [`run`](crate::ColdStorageTask::run) takes
 /// once shutdown starts.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
@@ -91,6 +94,7 @@ pub struct ColdStorageConfig {
     read_retries: usize,
     read_backoff: Backoff,
     shutdown_grace: Duration,
+    log_blocks_per_permit: u64,
 }
 
 impl Default for ColdStorageConfig {
@@ -108,6 +112,7 @@ impl Default for ColdStorageConfig {
             read_retries: DEFAULT_READ_RETRIES,
             read_backoff: DEFAULT_READ_BACKOFF,
             shutdown_grace: DEFAULT_SHUTDOWN_GRACE,
+            log_blocks_per_permit: DEFAULT_LOG_BLOCKS_PER_PERMIT,
         }
     }
 }
@@ -255,6 +260,54 @@ impl ColdStorageConfig {
     pub const fn with_shutdown_grace(mut self, grace: Duration) -> Self {
         self.shutdown_grace = grace;
         self
+    }
+
+    /// Sets how many blocks of a `get_logs` range count as one read permit
+    /// (default 100); the formula is on
+    /// [`log_query_permits`](Self::log_query_permits). `u64::MAX` charges
+    /// every query one permit, as other reads are.
+    ///
+    /// # Panics
+    ///
+    /// Panics if `blocks` is 0.
+    #[must_use]
+    pub fn with_log_blocks_per_permit(mut self, blocks: u64) -> Self {
+        assert!(blocks > 0, "log blocks per permit must be at least 1");
+        self.log_blocks_per_permit = blocks;
+        self
+    }
+
+    /// Blocks of a `get_logs` range charged as one read permit.
+    pub const fn log_blocks_per_permit(&self) -> u64 {
+        self.log_blocks_per_permit
+    }
+
+    /// The read permits a `get_logs` over a range of `blocks` blocks takes:
+    /// wide scans cost in proportion to their span, so a few of them cannot
+    /// fill the read cap alone.
+    ///
+    /// `ceil(blocks / log_blocks_per_permit)`, at least 1 and at most a
+    /// quarter of the read cap (at least 1): with the defaults (100 blocks,
+    /// cap 64) a 1-block query takes 1 permit, 1,000 blocks take 10, and
+    /// 1,600 or more take 16. `None`, a range whose end is a tag the task
+    /// cannot resolve yet (`latest` before the task has written a block),
+    /// takes the quarter. A `blockHash` filter is one block.
+    ///
+    /// ```
+    /// use cold_adapter::ColdStorageConfig;
+    ///
+    /// let config = ColdStorageConfig::default();
+    /// assert_eq!(config.log_query_permits(Some(1)), 1);
+    /// assert_eq!(config.log_query_permits(Some(1_000)), 10);
+    /// assert_eq!(config.log_query_permits(Some(1_000_000)), 16);
+    /// assert_eq!(config.log_query_permits(None), 16);
+    /// ```
+    pub fn log_query_permits(&self, blocks: Option<u64>) -> usize {
+        let most = (self.read_cap / 4).max(1);
+        blocks.map_or(most, |blocks| {
+            let permits = blocks.div_ceil(self.log_blocks_per_permit);
+            usize::try_from(permits).unwrap_or(usize::MAX).clamp(1, most)
+        })
     }
 
     /// Retries of a write failing transiently.

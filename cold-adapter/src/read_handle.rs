@@ -337,6 +337,11 @@ macro_rules! read_methods {
         /// [`ColdStorageError::TooManyLogs`](signet_cold::ColdStorageError::TooManyLogs)
         /// rather than return more than `max_logs` logs.
         ///
+        /// A query takes read permits in proportion to the blocks it spans
+        /// (at most a quarter of the read cap), so wide scans cannot fill
+        /// the read cap alone; the formula is on
+        /// [`ColdStorageConfig::log_query_permits`](crate::ColdStorageConfig::log_query_permits).
+        ///
         #[doc = $crate::read_handle::read_errors!()]
         ///
         #[doc = $crate::read_handle::read_cancel_safety!()]

@@ -108,6 +108,18 @@ impl Shared {
         make: impl MakeCall<T>,
         keep: Keep<T>,
     ) -> ColdResult<T> {
+        self.read_weighted(op, 1, make, keep).await
+    }
+
+    /// [`Shared::read`] under `permits` read permits (`1..=cap`): a read
+    /// that costs more than one, such as a wide `get_logs`.
+    pub(crate) async fn read_weighted<T: Send + 'static>(
+        self: &Arc<Self>,
+        op: &'static str,
+        permits: usize,
+        make: impl MakeCall<T>,
+        keep: Keep<T>,
+    ) -> ColdResult<T> {
         // The token fires synchronously with the user's cancel; the gate is
         // closed a moment later by the task. Checking both fails calls fast
         // even before the task has run (or if it is never polled).
@@ -116,7 +128,7 @@ impl Shared {
             return Err(err);
         }
         let waited = Instant::now();
-        let job = match self.gate.clone().try_acquire_owned() {
+        let job = match self.gate.clone().try_acquire_many_owned(permits) {
             Ok(permit) => {
                 metrics::permit_wait(waited.elapsed());
                 let in_flight = InFlight::read();
@@ -149,7 +161,7 @@ impl Shared {
                     )),
                 }
             }
-            Err(_) => Box::pin(Arc::clone(self).queued(op, make, keep, waited)),
+            Err(_) => Box::pin(Arc::clone(self).queued(op, permits, make, keep, waited)),
         };
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return Err(ColdStorageError::backend(crate::error::NoRuntime));
@@ -166,6 +178,7 @@ impl Shared {
     async fn queued<T: Send + 'static>(
         self: Arc<Self>,
         op: &'static str,
+        permits: usize,
         make: impl MakeCall<T>,
         keep: Keep<T>,
         waited: Instant,
@@ -173,7 +186,9 @@ impl Shared {
         let acquired = tokio::select! {
             biased;
             () = self.shutdown.cancelled() => None,
-            permit = self.gate.clone().acquire_owned() => permit.ok(),
+            // `permits` is in `1..=cap` (see `log_query_permits`): only a
+            // closed gate fails it.
+            permit = self.gate.clone().acquire_many_owned(permits) => permit.ok(),
         };
         let Some(permit) = acquired else {
             metrics::op_error(op, "task_terminated");
@@ -288,6 +303,26 @@ macro_rules! call {
 }
 
 fn keep_nothing<T>(_: &ColdCache, _: &T) {}
+
+/// Blocks a log filter spans, ends included, with `latest`, `safe`,
+/// `finalized` and `pending` (and a missing bound, which means `latest`)
+/// read as `tip`; `None` if a bound needs a tip and none is known. An empty
+/// range (from above to) spans one block: the backend still answers it.
+pub(crate) fn log_span(filter: &Filter, tip: Option<u64>) -> Option<u64> {
+    use alloy::rpc::types::{BlockNumberOrTag, FilterBlockOption};
+    match filter.block_option {
+        FilterBlockOption::AtBlockHash(_) => Some(1),
+        FilterBlockOption::Range { from_block, to_block } => {
+            let resolve = |bound: Option<BlockNumberOrTag>| match bound {
+                Some(BlockNumberOrTag::Number(n)) => Some(n),
+                Some(BlockNumberOrTag::Earliest) => Some(0),
+                _ => tip,
+            };
+            let (from, to) = (resolve(from_block)?, resolve(to_block)?);
+            Some(to.saturating_sub(from).saturating_add(1))
+        }
+    }
+}
 
 impl Shared {
     pub(crate) async fn get_header(
@@ -413,11 +448,12 @@ impl Shared {
         filter: Filter,
         max_logs: usize,
     ) -> ColdResult<Vec<RpcLog>> {
+        let permits = self.config.log_query_permits(log_span(&filter, self.tip()));
         let make = move |b: Arc<dyn DynColdStorageBackend>| -> Call<Vec<RpcLog>> {
             let filter = filter.clone();
             Box::pin(async move { b.dyn_get_logs(&filter, max_logs).await })
         };
-        self.read("get_logs", make, keep_nothing).await
+        self.read_weighted("get_logs", permits, make, keep_nothing).await
     }
 
     pub(crate) async fn get_latest_block(self: &Arc<Self>) -> ColdResult<Option<BlockNumber>> {

@@ -2,7 +2,9 @@
 //! from it.
 
 use crate::{
-    ColdStorageConfig, ColdStorageHealth, WritesHalted, cache::ColdCache, writes::WriteRequest,
+    ColdStorageConfig, ColdStorageHealth, WritesHalted,
+    cache::ColdCache,
+    writes::{TipChange, WriteRequest},
 };
 use drain_gate::DrainGate;
 use signet_cold::{ColdResult, ColdStorageError, DynColdStorageBackend};
@@ -58,6 +60,10 @@ pub(crate) struct Shared {
     pub(crate) read_retries: AtomicU64,
     pub(crate) writes_lost: Arc<AtomicU64>,
     pub(crate) writes_rejected: AtomicU64,
+    /// The highest block this task's writes left in the store, plus one; 0
+    /// until the first write. A hint for charging open-ended log queries,
+    /// not a source of truth.
+    tip: AtomicU64,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -92,8 +98,24 @@ impl Shared {
             read_retries: AtomicU64::new(0),
             writes_lost: Arc::new(AtomicU64::new(0)),
             writes_rejected: AtomicU64::new(0),
+            tip: AtomicU64::new(0),
         };
         (shared, queue)
+    }
+
+    /// The highest block this task's writes left in the store, if it has
+    /// written any (see [`Shared::note_tip`]).
+    pub(crate) fn tip(&self) -> Option<u64> {
+        self.tip.load(Ordering::Relaxed).checked_sub(1)
+    }
+
+    /// Records a write that succeeded: an append raises the tip to its last
+    /// block, a truncate lowers it to its bound.
+    pub(crate) fn note_tip(&self, change: TipChange) {
+        match change {
+            TipChange::Raise(n) => self.tip.fetch_max(n.saturating_add(1), Ordering::Relaxed),
+            TipChange::Lower(n) => self.tip.fetch_min(n.saturating_add(1), Ordering::Relaxed),
+        };
     }
 
     /// Stops admitting work: waiting and new reads, streams and drains fail

@@ -25,6 +25,15 @@ use tokio::{
     time::Instant,
 };
 
+/// How a successful write moves the tip ([`Shared::note_tip`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum TipChange {
+    /// An append up to this block.
+    Raise(BlockNumber),
+    /// A truncate above this block.
+    Lower(BlockNumber),
+}
+
 /// One write, as queued for the writer.
 #[derive(Clone)]
 pub(crate) enum WriteOp {
@@ -54,6 +63,14 @@ impl WriteOp {
 
     /// The first block number this write changes (for a truncate above
     /// `n`, `n + 1`); `None` for an empty append.
+    /// What this write does to the store's tip once it succeeds.
+    fn tip_change(&self) -> Option<TipChange> {
+        match self {
+            Self::TruncateAbove(n) | Self::DrainAbove(n) => Some(TipChange::Lower(*n)),
+            _ => self.last_block().map(TipChange::Raise),
+        }
+    }
+
     fn first_block(&self) -> Option<BlockNumber> {
         match self {
             Self::TruncateAbove(n) | Self::DrainAbove(n) => Some(n.saturating_add(1)),
@@ -496,6 +513,7 @@ impl Writer<'_> {
     async fn attempt(&self, op: WriteOp) -> ColdResult<WriteOutput> {
         let name = op.name();
         let evict_from = op.first_block();
+        let tip_change = op.tip_change();
         let backend = &*self.shared.backend;
         let started = Instant::now();
         let limit = attempt_limit(backend.dyn_write_timeout(), WRITE_ATTEMPT_LIMIT);
@@ -518,8 +536,9 @@ impl Writer<'_> {
             self.shared.cache.invalidate_from(block);
         }
         metrics::op_duration(name, started.elapsed());
-        if let Err(err) = &result {
-            metrics::op_error(name, error_kind(err));
+        match &result {
+            Ok(_) => tip_change.into_iter().for_each(|change| self.shared.note_tip(change)),
+            Err(err) => metrics::op_error(name, error_kind(err)),
         }
         result
     }

@@ -349,3 +349,53 @@ async fn writes_queued_at_shutdown_run_in_arrival_order_sqlite() {
     let store = common::sqlite().await;
     writes_queued_at_shutdown_run_in_arrival_order(store.backend.clone(), "sqlite").await;
 }
+
+/// A `get_logs` takes read permits by the blocks it spans (at read cap 8,
+/// at most 2): four 1,000-block queries fill the cap while eight 1-block
+/// queries would run beside two of them, and an open-ended query counts up
+/// to the tip the task has written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wide_log_queries_take_permits_by_span() {
+    let backend = ParkedBackend::closed(MemColdBackend::new());
+    let config = ColdStorageConfig::default().with_read_cap(8).with_log_blocks_per_permit(100);
+    assert_eq!(config.log_query_permits(Some(1_000)), 2);
+    let run = start(backend.clone(), config);
+    run.handle.append_blocks(chain(3)).await.unwrap();
+    let wide = || Filter::new().from_block(0u64).to_block(999u64);
+
+    let mut queries = tokio::task::JoinSet::new();
+    for _ in 0..5 {
+        let (h, f) = (run.handle.clone(), wide());
+        queries.spawn(async move { h.get_logs(f, 100).await });
+    }
+    backend.wait_parked(4).await;
+    until("the fifth query to queue", || run.handle.health().readers_queued == 1).await;
+    assert_eq!(run.handle.health().reads_in_flight, 8, "four queries of 2 permits");
+    assert_eq!(backend.parked(), 4);
+
+    // A narrow query behind them waits its turn (request order), then takes 1.
+    let (h, narrow) = (run.handle.clone(), Filter::new().from_block(2u64).to_block(2u64));
+    queries.spawn(async move { h.get_logs(narrow, 100).await });
+    until("the narrow query to queue", || run.handle.health().readers_queued == 2).await;
+    backend.release(4);
+    backend.wait_parked(2).await;
+    until("permits to settle", || run.handle.health().readers_queued == 0).await;
+    assert_eq!(run.handle.health().reads_in_flight, 3, "one wide (2) and one narrow (1)");
+    backend.release_all();
+    while let Some(done) = queries.join_next().await {
+        done.unwrap().unwrap();
+    }
+
+    // Open-ended: from block 0 to the tip (3) is one permit.
+    let parked = ParkedBackend::closed(MemColdBackend::new());
+    let run2 = start(parked.clone(), ColdStorageConfig::default().with_read_cap(8));
+    run2.handle.append_blocks(chain(3)).await.unwrap();
+    let h = run2.handle.clone();
+    let open = tokio::spawn(async move { h.get_logs(Filter::new().from_block(0u64), 100).await });
+    parked.wait_parked(1).await;
+    assert_eq!(run2.handle.health().reads_in_flight, 1);
+    parked.release_all();
+    open.await.unwrap().unwrap();
+    run2.stop().await;
+    run.stop().await;
+}
