@@ -1,6 +1,7 @@
 //! Uncontended acquire + release, `try_acquire` and drain on an idle gate,
 //! against tokio's `Semaphore` / `RwLock` and async-lock's `RwLock` /
-//! `Semaphore`. The loops live in `benches::uncontended`.
+//! `Semaphore`, and the floor (a CAS and a `fetch_sub` on one atomic). The
+//! loops live in `benches::uncontended`.
 
 use benches::uncontended::{self, Case};
 use criterion::{Criterion, criterion_main};

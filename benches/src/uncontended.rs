@@ -1,5 +1,8 @@
 //! One task, nobody else around: acquire + release, `try_acquire`, and a
-//! drain on an idle gate, against tokio's and async-lock's primitives.
+//! drain on an idle gate, against tokio's and async-lock's primitives, and
+//! against the floor any gate built on one state word has to pay: the two
+//! atomic read-modify-writes of an acquire + release, with nothing around
+//! them ([`Case::AtomicFloor`]).
 //!
 //! Every case runs inside [`Runtime::block_on`] on a current-thread runtime,
 //! so futures are polled the way an application polls them (tokio's
@@ -10,6 +13,7 @@
 
 use std::hint::black_box;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use drain_gate::DrainGate;
@@ -49,11 +53,16 @@ pub enum Case {
     AsyncSemAcquire,
     /// async-lock `Semaphore::acquire_arc().await`.
     AsyncSemAcquireArc,
+    /// The floor of the uncontended path: a `compare_exchange` then a
+    /// `fetch_sub` on one `AtomicUsize` (what an uncontended acquire and its
+    /// release do to the gate's state word, one cache line), in the same
+    /// timed loop, with no future, budget or permit around them.
+    AtomicFloor,
 }
 
 impl Case {
-    /// Every case, ours first.
-    pub const ALL: [Case; 14] = [
+    /// Every case, ours first, the floor last.
+    pub const ALL: [Case; 15] = [
         Case::GateAcquire,
         Case::GateAcquireOwned,
         Case::GateTryAcquire,
@@ -68,6 +77,7 @@ impl Case {
         Case::AsyncRwLockWrite,
         Case::AsyncSemAcquire,
         Case::AsyncSemAcquireArc,
+        Case::AtomicFloor,
     ];
 
     /// A short name for bench ids and the report.
@@ -87,6 +97,7 @@ impl Case {
             Case::AsyncRwLockWrite => "async_lock_rwlock/write_idle",
             Case::AsyncSemAcquire => "async_lock_semaphore/acquire",
             Case::AsyncSemAcquireArc => "async_lock_semaphore/acquire_arc",
+            Case::AtomicFloor => "floor/cas+fetch_sub",
         }
     }
 }
@@ -159,8 +170,23 @@ pub fn run(rt: &Runtime, case: Case, iters: u64) -> Duration {
                 let sem = Arc::new(async_lock::Semaphore::new(CAP));
                 timed(iters, async || drop(black_box(sem.acquire_arc().await))).await
             }
+            Case::AtomicFloor => {
+                let word = AtomicUsize::new(0);
+                timed(iters, async || cas_then_fetch_sub(&word)).await
+            }
         }
     })
+}
+
+/// One uncontended acquire + release reduced to its atomics: a
+/// `compare_exchange` from idle (0 → 1, as `try_acquire`'s first guess) and
+/// a `fetch_sub` back to 0, with the orderings the gate uses. `black_box`
+/// hides the word and both results, so neither operation folds away.
+#[inline]
+pub fn cas_then_fetch_sub(word: &AtomicUsize) {
+    let word = black_box(word);
+    black_box(word.compare_exchange(0, 1, Ordering::Acquire, Ordering::Relaxed).is_ok());
+    black_box(word.fetch_sub(1, Ordering::Release));
 }
 
 fn tokio_rwlock() -> tokio::sync::RwLock<()> {

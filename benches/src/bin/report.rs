@@ -132,7 +132,12 @@ fn gate_uncontended(rows: &mut Vec<Row>) {
         ns_per_op(uncontended::run(&rt, case, UNCONTENDED_ITERS), UNCONTENDED_ITERS)
     });
     let third = Some(1.0 / 3.0);
-    let pairs: [(&str, Case, Case, Option<f64>); 10] = [
+    // The last three rows set ours against the physical floor: the floor
+    // itself (its ratio to tokio is the best any gate could show there), then
+    // how far above it our acquire + release sits (the owned one also clones
+    // and drops an `Arc`: two more read-modify-writes, on another line).
+    let floor = "floor: CAS + fetch_sub on one cache line";
+    let pairs: [(&str, Case, Case, Option<f64>); 13] = [
         ("acquire+release (borrowed)", Case::GateAcquire, Case::SemAcquire, third),
         ("acquire+release (owned)", Case::GateAcquireOwned, Case::SemAcquireOwned, third),
         ("try_acquire+release", Case::GateTryAcquire, Case::SemTryAcquire, None),
@@ -143,6 +148,9 @@ fn gate_uncontended(rows: &mut Vec<Row>) {
         ("acquire+release (owned)", Case::GateAcquireOwned, Case::AsyncSemAcquireArc, None),
         ("drain on idle gate", Case::GateDrainIdle, Case::TokioRwLockWrite, None),
         ("drain on idle gate", Case::GateDrainIdle, Case::AsyncRwLockWrite, None),
+        (floor, Case::AtomicFloor, Case::SemAcquire, None),
+        ("acquire+release (borrowed)", Case::GateAcquire, Case::AtomicFloor, None),
+        ("acquire+release (owned)", Case::GateAcquireOwned, Case::AtomicFloor, None),
     ];
     for (what, ours, anchor, target) in pairs {
         rows.push(Row {
