@@ -35,7 +35,7 @@ use crate::{
     metrics::{self, InFlight},
 };
 use alloy::primitives::{B256, BlockNumber};
-use drain_gate::OwnedReadPermit;
+use drain_gate::OwnedReadPermits;
 use futures_util::FutureExt;
 use signet_cold::{
     ColdReceipt, ColdResult, ColdStorageError, Confirmed, DynColdStorageBackend, Filter,
@@ -207,7 +207,7 @@ impl Shared {
     async fn held<T: Send + 'static>(
         self: Arc<Self>,
         op: &'static str,
-        permit: OwnedReadPermit,
+        permit: OwnedReadPermits,
         failed: Option<ColdResult<T>>,
         call: Option<Call<T>>,
         make: impl MakeCall<T>,
@@ -256,7 +256,7 @@ impl Shared {
     fn finish<T>(
         &self,
         op: &'static str,
-        permit: OwnedReadPermit,
+        permit: OwnedReadPermits,
         result: ColdResult<T>,
         keep: Keep<T>,
         started: Instant,
@@ -276,7 +276,7 @@ impl Shared {
 
     /// Resolves when this read must stop: a drain is pending on it and has
     /// passed its deadline. Never resolves when drain deadlines are off.
-    async fn stop_requested(&self, permit: &OwnedReadPermit) {
+    async fn stop_requested(&self, permit: &OwnedReadPermits) {
         if self.config.drain_deadline().is_none() {
             return std::future::pending().await;
         }

@@ -10,7 +10,9 @@ use std::task::{Context, Poll, ready};
 
 use crate::error::{AcquireManyError, Closed, InvalidPermits};
 use crate::gate::DrainGate;
-use crate::permit::{DrainGuard, OwnedDrainGuard, OwnedReadPermit, ReadPermit};
+use crate::permit::{
+    DrainGuard, OwnedDrainGuard, OwnedReadPermit, OwnedReadPermits, ReadPermit, ReadPermits,
+};
 use crate::raw::{Kind, Wait};
 
 macro_rules! request_future {
@@ -111,7 +113,7 @@ request_future! {
     /// # Cancel safety
     ///
     /// Dropping it at any point leaks nothing: see [`DrainGate::acquire`].
-    Acquire<'a>, Kind::Read, ReadPermit (1)
+    Acquire<'a>, Kind::Read, ReadPermit ()
 }
 
 request_future! {
@@ -121,7 +123,7 @@ request_future! {
     /// # Cancel safety
     ///
     /// Dropping it at any point leaks nothing: see [`DrainGate::acquire`].
-    AcquireOwned, Kind::Read, OwnedReadPermit (1)
+    AcquireOwned, Kind::Read, OwnedReadPermit ()
 }
 
 request_future! {
@@ -146,8 +148,8 @@ request_future! {
     DrainOwned, Kind::Drain, OwnedDrainGuard ()
 }
 
-/// Future returned by [`DrainGate::acquire_many`]: resolves to a
-/// [`ReadPermit`] holding the permits asked for, or an [`AcquireManyError`].
+/// Future returned by [`DrainGate::acquire_many`]: resolves to
+/// [`ReadPermits`] holding the permits asked for, or an [`AcquireManyError`].
 ///
 /// # Cancel safety
 ///
@@ -167,13 +169,13 @@ impl<'a> AcquireMany<'a> {
 }
 
 impl<'a> Future for AcquireMany<'a> {
-    type Output = Result<ReadPermit<'a>, AcquireManyError>;
+    type Output = Result<ReadPermits<'a>, AcquireManyError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
         check_permits(this.gate, this.permits)?;
         ready!(this.gate.raw.poll_request(Kind::Read, this.permits, &mut this.wait, cx))?;
-        Poll::Ready(Ok(ReadPermit::new(this.gate, this.permits)))
+        Poll::Ready(Ok(ReadPermits::new(this.gate, this.permits)))
     }
 }
 
@@ -183,8 +185,8 @@ impl Drop for AcquireMany<'_> {
     }
 }
 
-/// Future returned by [`DrainGate::acquire_many_owned`]: resolves to an
-/// [`OwnedReadPermit`] holding the permits asked for, or an
+/// Future returned by [`DrainGate::acquire_many_owned`]: resolves to
+/// [`OwnedReadPermits`] holding the permits asked for, or an
 /// [`AcquireManyError`].
 ///
 /// # Cancel safety
@@ -206,7 +208,7 @@ impl AcquireManyOwned {
 }
 
 impl Future for AcquireManyOwned {
-    type Output = Result<OwnedReadPermit, AcquireManyError>;
+    type Output = Result<OwnedReadPermits, AcquireManyError>;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.get_mut();
@@ -214,7 +216,7 @@ impl Future for AcquireManyOwned {
         check_permits(gate, this.permits)?;
         ready!(gate.raw.poll_request(Kind::Read, this.permits, &mut this.wait, cx))?;
         let gate = this.gate.take().expect("checked above");
-        Poll::Ready(Ok(OwnedReadPermit::new(gate, this.permits)))
+        Poll::Ready(Ok(OwnedReadPermits::new(gate, this.permits)))
     }
 }
 

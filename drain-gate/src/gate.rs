@@ -9,7 +9,9 @@ use crate::future::{
     Acquire, AcquireMany, AcquireManyOwned, AcquireOwned, ClosedAndIdle, Drain, DrainOwned,
     check_permits,
 };
-use crate::permit::{DrainGuard, OwnedDrainGuard, OwnedReadPermit, ReadPermit};
+use crate::permit::{
+    DrainGuard, OwnedDrainGuard, OwnedReadPermit, OwnedReadPermits, ReadPermit, ReadPermits,
+};
 use crate::raw::{self, RawGate, TryFail};
 
 /// The largest cap a [`DrainGate`] accepts.
@@ -353,7 +355,7 @@ impl DrainGate {
     #[inline]
     pub fn try_acquire(&self) -> Result<ReadPermit<'_>, TryAcquireError> {
         self.raw.try_acquire(1).map_err(TryAcquireError::from)?;
-        Ok(ReadPermit::new(self, 1))
+        Ok(ReadPermit::new(self))
     }
 
     /// Takes an owned read permit if one is free now, without waiting.
@@ -364,10 +366,10 @@ impl DrainGate {
     #[inline]
     pub fn try_acquire_owned(self: Arc<Self>) -> Result<OwnedReadPermit, TryAcquireError> {
         self.raw.try_acquire(1).map_err(TryAcquireError::from)?;
-        Ok(OwnedReadPermit::new(self, 1))
+        Ok(OwnedReadPermit::new(self))
     }
 
-    /// Waits for `permits` read permits at once, held by one [`ReadPermit`]
+    /// Waits for `permits` read permits at once, held by one [`ReadPermits`]
     /// and released together when it drops.
     ///
     /// For requests that cost more than others: a wide scan can take a share
@@ -415,7 +417,7 @@ impl DrainGate {
     }
 
     /// Waits for `permits` read permits at once, held by one
-    /// [`OwnedReadPermit`] (`'static + Send + Sync`).
+    /// [`OwnedReadPermits`] (`'static + Send + Sync`).
     ///
     /// # Errors
     ///
@@ -455,10 +457,10 @@ impl DrainGate {
     /// drop(three);
     /// ```
     #[inline]
-    pub fn try_acquire_many(&self, permits: usize) -> Result<ReadPermit<'_>, TryAcquireError> {
+    pub fn try_acquire_many(&self, permits: usize) -> Result<ReadPermits<'_>, TryAcquireError> {
         check_permits(self, permits).map_err(TryAcquireError::Invalid)?;
         self.raw.try_acquire(permits).map_err(TryAcquireError::from)?;
-        Ok(ReadPermit::new(self, permits))
+        Ok(ReadPermits::new(self, permits))
     }
 
     /// Takes `permits` owned read permits at once if they are free now,
@@ -471,10 +473,10 @@ impl DrainGate {
     pub fn try_acquire_many_owned(
         self: Arc<Self>,
         permits: usize,
-    ) -> Result<OwnedReadPermit, TryAcquireError> {
+    ) -> Result<OwnedReadPermits, TryAcquireError> {
         check_permits(&self, permits).map_err(TryAcquireError::Invalid)?;
         self.raw.try_acquire(permits).map_err(TryAcquireError::from)?;
-        Ok(OwnedReadPermit::new(self, permits))
+        Ok(OwnedReadPermits::new(self, permits))
     }
 
     /// Waits for exclusive access: no read permit out, no other guard.

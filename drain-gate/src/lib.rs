@@ -109,5 +109,7 @@ pub use crate::future::{
     DrainRequested,
 };
 pub use crate::gate::{DrainGate, MAX_CAP};
-pub use crate::permit::{DrainGuard, OwnedDrainGuard, OwnedReadPermit, ReadPermit};
+pub use crate::permit::{
+    DrainGuard, OwnedDrainGuard, OwnedReadPermit, OwnedReadPermits, ReadPermit, ReadPermits,
+};
 pub use crate::poll::PollDrainGate;

@@ -7,17 +7,15 @@ use std::sync::Arc;
 use crate::future::DrainRequested;
 use crate::gate::DrainGate;
 
-/// One or more read permits borrowed from a [`DrainGate`]. Released when
-/// dropped.
+/// A read permit borrowed from a [`DrainGate`]. Released when dropped.
 ///
 /// While it exists no drain guard can exist. Returned by
-/// [`DrainGate::acquire`] and [`DrainGate::try_acquire`] (one permit) and by
-/// [`DrainGate::acquire_many`] and [`DrainGate::try_acquire_many`]
-/// ([`permits`](Self::permits) of them).
+/// [`DrainGate::acquire`] and [`DrainGate::try_acquire`]. Several permits
+/// taken at once are a [`ReadPermits`]; a single one stays one pointer wide,
+/// so the uncontended path moves no more than before weights existed.
 #[must_use = "the permit is released as soon as it is dropped"]
 pub struct ReadPermit<'a> {
     gate: &'a DrainGate,
-    permits: usize,
 }
 
 /// A read permit that owns a handle to its [`DrainGate`]. Released when
@@ -25,11 +23,32 @@ pub struct ReadPermit<'a> {
 ///
 /// `'static + Send + Sync`: it can travel inside a channel message or a
 /// spawned task, and is released wherever it is dropped. Returned by
-/// [`DrainGate::acquire_owned`] and [`DrainGate::try_acquire_owned`] (one
-/// permit) and by [`DrainGate::acquire_many_owned`] and
-/// [`DrainGate::try_acquire_many_owned`] ([`permits`](Self::permits) of them).
+/// [`DrainGate::acquire_owned`] and [`DrainGate::try_acquire_owned`]; several
+/// at once are an [`OwnedReadPermits`].
 #[must_use = "the permit is released as soon as it is dropped"]
 pub struct OwnedReadPermit {
+    gate: Arc<DrainGate>,
+}
+
+/// Several read permits borrowed from a [`DrainGate`] at once, released
+/// together when dropped.
+///
+/// Returned by [`DrainGate::acquire_many`] and
+/// [`DrainGate::try_acquire_many`]. It counts as
+/// [`permits`](Self::permits) readers against the cap and for a drain.
+#[must_use = "the permits are released as soon as they are dropped"]
+pub struct ReadPermits<'a> {
+    gate: &'a DrainGate,
+    permits: usize,
+}
+
+/// Several read permits taken at once, owning a handle to their
+/// [`DrainGate`] (`'static + Send + Sync`); released together when dropped.
+///
+/// Returned by [`DrainGate::acquire_many_owned`] and
+/// [`DrainGate::try_acquire_many_owned`].
+#[must_use = "the permits are released as soon as they are dropped"]
+pub struct OwnedReadPermits {
     gate: Arc<DrainGate>,
     permits: usize,
 }
@@ -53,22 +72,15 @@ pub struct OwnedDrainGuard {
 }
 
 impl<'a> ReadPermit<'a> {
-    /// Wraps `permits` permits the caller has just taken from `gate`'s
-    /// state word.
+    /// Wraps a permit the caller has just taken from `gate`'s state word.
     #[inline]
-    pub(crate) fn new(gate: &'a DrainGate, permits: usize) -> Self {
-        ReadPermit { gate, permits }
+    pub(crate) fn new(gate: &'a DrainGate) -> Self {
+        ReadPermit { gate }
     }
 
     /// The gate this permit belongs to.
     pub fn gate(&self) -> &'a DrainGate {
         self.gate
-    }
-
-    /// How many of the gate's read permits this holds (1 unless taken with
-    /// `acquire_many`); all are released together on drop.
-    pub fn permits(&self) -> usize {
-        self.permits
     }
 
     /// Whether a drain is waiting, so a long read should stop early if it
@@ -86,19 +98,13 @@ impl<'a> ReadPermit<'a> {
 
 impl OwnedReadPermit {
     #[inline]
-    pub(crate) fn new(gate: Arc<DrainGate>, permits: usize) -> Self {
-        OwnedReadPermit { gate, permits }
+    pub(crate) fn new(gate: Arc<DrainGate>) -> Self {
+        OwnedReadPermit { gate }
     }
 
     /// The gate this permit belongs to.
     pub fn gate(&self) -> &Arc<DrainGate> {
         &self.gate
-    }
-
-    /// How many of the gate's read permits this holds (1 unless taken with
-    /// `acquire_many_owned`); all are released together on drop.
-    pub fn permits(&self) -> usize {
-        self.permits
     }
 
     /// Whether a drain is waiting, so a long read should stop early if it
@@ -138,6 +144,62 @@ impl OwnedReadPermit {
     }
 }
 
+impl<'a> ReadPermits<'a> {
+    /// Wraps `permits` permits the caller has just taken from `gate`'s
+    /// state word.
+    #[inline]
+    pub(crate) fn new(gate: &'a DrainGate, permits: usize) -> Self {
+        ReadPermits { gate, permits }
+    }
+
+    /// The gate these permits belong to.
+    pub fn gate(&self) -> &'a DrainGate {
+        self.gate
+    }
+
+    /// How many of the gate's read permits this holds (`1..=cap`).
+    pub fn permits(&self) -> usize {
+        self.permits
+    }
+
+    /// Whether a drain is waiting; see [`ReadPermit::is_drain_pending`].
+    pub fn is_drain_pending(&self) -> bool {
+        self.gate.is_drain_pending()
+    }
+
+    /// Resolves once a drain is pending; see [`DrainRequested`].
+    pub fn drain_requested(&self) -> DrainRequested<'a> {
+        DrainRequested::new(self.gate)
+    }
+}
+
+impl OwnedReadPermits {
+    #[inline]
+    pub(crate) fn new(gate: Arc<DrainGate>, permits: usize) -> Self {
+        OwnedReadPermits { gate, permits }
+    }
+
+    /// The gate these permits belong to.
+    pub fn gate(&self) -> &Arc<DrainGate> {
+        &self.gate
+    }
+
+    /// How many of the gate's read permits this holds (`1..=cap`).
+    pub fn permits(&self) -> usize {
+        self.permits
+    }
+
+    /// Whether a drain is waiting; see [`ReadPermit::is_drain_pending`].
+    pub fn is_drain_pending(&self) -> bool {
+        self.gate.is_drain_pending()
+    }
+
+    /// Resolves once a drain is pending; see [`OwnedReadPermit::drain_requested`].
+    pub fn drain_requested(&self) -> DrainRequested<'_> {
+        DrainRequested::new(&self.gate)
+    }
+}
+
 impl<'a> DrainGuard<'a> {
     #[inline]
     pub(crate) fn new(gate: &'a DrainGate) -> Self {
@@ -165,11 +227,25 @@ impl OwnedDrainGuard {
 impl Drop for ReadPermit<'_> {
     #[inline]
     fn drop(&mut self) {
-        self.gate.raw.release_read(self.permits);
+        self.gate.raw.release_read(1);
     }
 }
 
 impl Drop for OwnedReadPermit {
+    #[inline]
+    fn drop(&mut self) {
+        self.gate.raw.release_read(1);
+    }
+}
+
+impl Drop for ReadPermits<'_> {
+    #[inline]
+    fn drop(&mut self) {
+        self.gate.raw.release_read(self.permits);
+    }
+}
+
+impl Drop for OwnedReadPermits {
     #[inline]
     fn drop(&mut self) {
         self.gate.raw.release_read(self.permits);
@@ -200,18 +276,18 @@ macro_rules! debug_as {
     )*};
 }
 
-impl fmt::Debug for ReadPermit<'_> {
+impl fmt::Debug for ReadPermits<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ReadPermit")
+        f.debug_struct("ReadPermits")
             .field("permits", &self.permits)
             .field("cap", &self.gate.cap())
             .finish_non_exhaustive()
     }
 }
 
-impl fmt::Debug for OwnedReadPermit {
+impl fmt::Debug for OwnedReadPermits {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OwnedReadPermit")
+        f.debug_struct("OwnedReadPermits")
             .field("permits", &self.permits)
             .field("cap", &self.gate.cap())
             .finish_non_exhaustive()
@@ -219,6 +295,8 @@ impl fmt::Debug for OwnedReadPermit {
 }
 
 debug_as! {
+    ReadPermit<'_> => "ReadPermit",
+    OwnedReadPermit => "OwnedReadPermit",
     DrainGuard<'_> => "DrainGuard",
     OwnedDrainGuard => "OwnedDrainGuard",
 }

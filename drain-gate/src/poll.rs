@@ -11,7 +11,7 @@ use futures_core::Stream;
 use crate::error::{AcquireManyError, Closed};
 use crate::future::check_permits;
 use crate::gate::DrainGate;
-use crate::permit::{OwnedDrainGuard, OwnedReadPermit};
+use crate::permit::{OwnedDrainGuard, OwnedReadPermit, OwnedReadPermits};
 use crate::raw::{Kind, Wait};
 
 /// A [`DrainGate`] handle with `poll_acquire` and `poll_drain`, in the
@@ -82,7 +82,8 @@ impl PollDrainGate {
     ///
     /// `Ready(Err(Closed))` once the gate is closed.
     pub fn poll_acquire(&mut self, cx: &mut Context<'_>) -> Poll<Result<OwnedReadPermit, Closed>> {
-        self.poll_read(1, cx)
+        ready!(self.poll_read(1, cx))?;
+        Poll::Ready(Ok(OwnedReadPermit::new(self.gate.clone())))
     }
 
     /// Polls for `permits` read permits at once, queueing on the first call:
@@ -102,16 +103,13 @@ impl PollDrainGate {
         &mut self,
         cx: &mut Context<'_>,
         permits: usize,
-    ) -> Poll<Result<OwnedReadPermit, AcquireManyError>> {
+    ) -> Poll<Result<OwnedReadPermits, AcquireManyError>> {
         check_permits(&self.gate, permits)?;
-        Poll::Ready(Ok(ready!(self.poll_read(permits, cx))?))
+        ready!(self.poll_read(permits, cx))?;
+        Poll::Ready(Ok(OwnedReadPermits::new(self.gate.clone(), permits)))
     }
 
-    fn poll_read(
-        &mut self,
-        permits: usize,
-        cx: &mut Context<'_>,
-    ) -> Poll<Result<OwnedReadPermit, Closed>> {
+    fn poll_read(&mut self, permits: usize, cx: &mut Context<'_>) -> Poll<Result<(), Closed>> {
         if permits != self.read_permits {
             self.gate.raw.cancel(Kind::Read, &mut self.read);
             self.read = Wait::Init;
@@ -119,7 +117,7 @@ impl PollDrainGate {
         }
         let result = ready!(self.gate.raw.poll_request(Kind::Read, permits, &mut self.read, cx));
         self.read = Wait::Init;
-        Poll::Ready(result.map(|()| OwnedReadPermit::new(self.gate.clone(), permits)))
+        Poll::Ready(result)
     }
 
     /// Polls for the drain guard, queueing on the first call.

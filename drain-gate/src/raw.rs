@@ -376,9 +376,6 @@ impl RawGate {
     #[inline]
     pub(crate) fn try_acquire(&self, permits: usize) -> Result<(), TryFail> {
         debug_assert!((1..=self.cap).contains(&permits));
-        // Any flag makes `state` above every possible `limit`, so one
-        // comparison checks both. For one permit `limit` is `cap - 1`.
-        let limit = self.cap - permits;
         // First guess: an idle gate. A CAS that misses returns the real state,
         // so no load is needed first; under contention that saves fetching
         // the cache line shared for the load and again exclusive for the CAS.
@@ -393,7 +390,10 @@ impl RawGate {
                 Ok(_) => return Ok(()),
                 Err(actual) => state = actual,
             }
-            if state > limit {
+            // Any flag makes `state` larger than every `cap - permits`, so
+            // one comparison checks both. Computed here, not before the CAS:
+            // the path that succeeds at once does no arithmetic.
+            if state > self.cap - permits {
                 return Err(if state & CLOSED != 0 { TryFail::Closed } else { TryFail::Busy });
             }
         }

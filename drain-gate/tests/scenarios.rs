@@ -421,7 +421,7 @@ fn g12_weighted_permits() {
     assert!(m2_probe.woken() && a1_probe.woken());
     let m2 = ready(&mut m2).unwrap();
     let a1 = ready(&mut a1).unwrap();
-    assert_eq!((m2.permits(), a1.permits(), gate.readers_in_flight()), (2, 1, 3));
+    assert_eq!((m2.permits(), gate.readers_in_flight()), (2, 3));
 
     // Counts the gate can never grant fail at once, with the reason.
     let zero = ready(&mut gate.acquire_many(0)).unwrap_err();

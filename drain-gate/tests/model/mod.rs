@@ -46,7 +46,7 @@ use std::task::Poll;
 use drain_gate::{
     Acquire, AcquireMany, AcquireManyError, AcquireManyOwned, AcquireOwned, Closed, ClosedAndIdle,
     Drain, DrainGate, DrainGuard, DrainOwned, DrainRequested, InvalidPermits, OwnedDrainGuard,
-    OwnedReadPermit, ReadPermit, TryAcquireError, TryDrainError,
+    OwnedReadPermit, OwnedReadPermits, ReadPermit, ReadPermits, TryAcquireError, TryDrainError,
 };
 
 /// Requests a thread may start in a row without waiting before one yields
@@ -208,20 +208,23 @@ use support::Probe;
 enum Held<'g> {
     Read(ReadPermit<'g>),
     ReadOwned(OwnedReadPermit),
+    Reads(ReadPermits<'g>),
+    ReadsOwned(OwnedReadPermits),
     Guard(DrainGuard<'g>),
     GuardOwned(OwnedDrainGuard),
 }
 
 impl Held<'_> {
     fn is_read(&self) -> bool {
-        matches!(self, Held::Read(_) | Held::ReadOwned(_))
+        matches!(self, Held::Read(_) | Held::ReadOwned(_) | Held::Reads(_) | Held::ReadsOwned(_))
     }
 
     /// Read permits held (0 for a guard).
     fn permits(&self) -> usize {
         match self {
-            Held::Read(p) => p.permits(),
-            Held::ReadOwned(p) => p.permits(),
+            Held::Read(_) | Held::ReadOwned(_) => 1,
+            Held::Reads(p) => p.permits(),
+            Held::ReadsOwned(p) => p.permits(),
             Held::Guard(_) | Held::GuardOwned(_) => 0,
         }
     }
@@ -270,8 +273,8 @@ impl<'g> Fut<'g> {
             }
         }
         match self {
-            Fut::AcquireMany(f) => many(probe.poll(f), Held::Read),
-            Fut::AcquireManyOwned(f) => many(probe.poll(f), Held::ReadOwned),
+            Fut::AcquireMany(f) => many(probe.poll(f), Held::Reads),
+            Fut::AcquireManyOwned(f) => many(probe.poll(f), Held::ReadsOwned),
             Fut::Acquire(f) => req(probe.poll(f), Held::Read),
             Fut::AcquireOwned(f) => req(probe.poll(f), Held::ReadOwned),
             Fut::Drain(f) => req(probe.poll(f), Held::Guard),
@@ -587,11 +590,11 @@ impl<'g> Harness<'g> {
                     }
                     Op::TryAcquireMany { n, owned: false } => {
                         let n = usize::from(n);
-                        (n, self.gate.try_acquire_many(n).map(Held::Read))
+                        (n, self.gate.try_acquire_many(n).map(Held::Reads))
                     }
                     Op::TryAcquireMany { n, owned: true } => {
                         let n = usize::from(n);
-                        (n, self.gate.clone().try_acquire_many_owned(n).map(Held::ReadOwned))
+                        (n, self.gate.clone().try_acquire_many_owned(n).map(Held::ReadsOwned))
                     }
                     _ => unreachable!(),
                 };
@@ -947,15 +950,29 @@ impl<'g> Harness<'g> {
                 let watcher = permit.drain_requested();
                 self.start(Fut::DrainRequested(watcher));
             }
-            Held::ReadOwned(permit) => {
+            Held::Reads(permits) => {
                 ensure!(
                     self,
-                    permit.is_drain_pending() == pending,
+                    permits.is_drain_pending() == pending,
+                    "permits.is_drain_pending() says {}, model {pending}",
+                    !pending
+                );
+                let watcher = permits.drain_requested();
+                self.start(Fut::DrainRequested(watcher));
+            }
+            Held::ReadOwned(_) | Held::ReadsOwned(_) => {
+                let (is_pending, mut watcher) = match &self.held[i] {
+                    Held::ReadOwned(p) => (p.is_drain_pending(), p.drain_requested()),
+                    Held::ReadsOwned(p) => (p.is_drain_pending(), p.drain_requested()),
+                    _ => unreachable!(),
+                };
+                ensure!(
+                    self,
+                    is_pending == pending,
                     "owned permit.is_drain_pending() says {}, model {pending}",
                     !pending
                 );
                 // Borrows the permit: polled once here, then dropped.
-                let mut watcher = permit.drain_requested();
                 let probe = Probe::new();
                 let fired = probe.poll(&mut watcher).is_ready();
                 drop(watcher);
