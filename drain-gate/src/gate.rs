@@ -16,8 +16,8 @@ use crate::raw::{self, RawGate, TryFail};
 
 /// The largest cap a [`DrainGate`] accepts.
 ///
-/// `usize::MAX >> 4`: 2^60 − 1 on 64-bit targets, 2^28 − 1 on 32-bit ones.
-/// The four top bits of the gate's state word are flags; every bit below them
+/// `usize::MAX >> 5`: 2^59 − 1 on 64-bit targets, 2^27 − 1 on 32-bit ones.
+/// The five top bits of the gate's state word are flags; every bit below them
 /// counts readers, so no cap up to this one can overflow the count.
 pub const MAX_CAP: usize = raw::MAX_CAP;
 

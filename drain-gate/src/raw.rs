@@ -39,7 +39,8 @@ use crate::loom::{AtomicUsize, Mutex, MutexGuard, Ordering};
 //   bit W-2      QUEUED         the waiter queue is non-empty: requests must queue.
 //   bit W-3      DRAIN_PENDING  at least one drain is queued (implies QUEUED).
 //   bit W-4      DRAIN_HELD     a drain guard exists, or a granted drain not yet observed.
-//   bits 0..W-4  readers        read permits outstanding, granted-but-unobserved included.
+//   bit W-5      DRAIN_AT_HEAD  the request at the front of the queue is a drain (implies QUEUED).
+//   bits 0..W-5  readers        read permits outstanding, granted-but-unobserved included.
 //
 // Readers sit in the low bits so that the read fast path is one comparison:
 // `state < cap` holds exactly when no flag is set and a permit is free.
@@ -47,9 +48,10 @@ const CLOSED: usize = 1 << (usize::BITS - 1);
 const QUEUED: usize = 1 << (usize::BITS - 2);
 const DRAIN_PENDING: usize = 1 << (usize::BITS - 3);
 const DRAIN_HELD: usize = 1 << (usize::BITS - 4);
-const READERS: usize = DRAIN_HELD - 1;
+const DRAIN_AT_HEAD: usize = 1 << (usize::BITS - 5);
+const READERS: usize = DRAIN_AT_HEAD - 1;
 
-/// The largest cap a gate accepts: every bit of the state word below the four
+/// The largest cap a gate accepts: every bit of the state word below the five
 /// flag bits counts readers.
 pub(crate) const MAX_CAP: usize = READERS;
 
@@ -414,9 +416,25 @@ impl RawGate {
     pub(crate) fn release_read(&self, permits: usize) {
         let prev = self.state.fetch_sub(permits, Ordering::Release);
         debug_assert!(prev & READERS >= permits, "read permits released that were not out");
-        if prev & (QUEUED | CLOSED) != 0 {
+        if prev & (QUEUED | CLOSED) != 0 && !Self::release_grants_nothing(prev, permits) {
             self.release_slow();
         }
+    }
+
+    /// Whether a release of `permits` from state `prev` can let no request
+    /// move, so it need not take the lock: a drain heads the queue (so
+    /// nothing behind it may go first), it needs every permit back, and
+    /// other permits are still out after this release, so a later release
+    /// (the one that brings the count to zero, which does take the lock)
+    /// grants it. With the gate closed, every release takes the lock
+    /// (`closed_and_idle` waits on the last one).
+    ///
+    /// Sound because `DRAIN_AT_HEAD` only changes under the lock, and
+    /// `settle` clears it with a read-modify-write before it looks at the
+    /// count: a release that skipped on a stale bit is seen by that look.
+    #[inline]
+    fn release_grants_nothing(prev: usize, permits: usize) -> bool {
+        prev & (DRAIN_AT_HEAD | CLOSED) == DRAIN_AT_HEAD && prev & READERS > permits
     }
 
     /// Gives back the drain guard.
@@ -594,6 +612,7 @@ impl RawGate {
         }
         let idx =
             waiters.push(kind, permits, cx.waker().clone(), state & DRAIN_HELD != 0, self.cap);
+        self.sync_drain_at_head(&waiters);
         self.queued.store(waiters.queue.len, Ordering::Relaxed);
         *wait = Wait::Queued(idx);
         if kind == Kind::Drain && waiters.watch.len != 0 {
@@ -756,6 +775,10 @@ impl RawGate {
     /// flight, never half of it still queued (the fairness rule counts on
     /// it).
     fn settle<'a>(&'a self, mut waiters: MutexGuard<'a, Waiters>) {
+        // Before any load below: a release that skipped the lock on a stale
+        // `DRAIN_AT_HEAD` (see `release_grants_nothing`) is ordered before
+        // this read-modify-write, so the loads see its count.
+        self.sync_drain_at_head(&waiters);
         let mut wakers = WakeList::new();
         // Grant (or fail, once closed) from the front of the queue.
         while waiters.queue.head != NIL {
@@ -782,7 +805,9 @@ impl RawGate {
         }
         self.queued.store(waiters.queue.len, Ordering::Relaxed);
         if waiters.queue.len == 0 {
-            self.state.fetch_and(!(QUEUED | DRAIN_PENDING), Ordering::AcqRel);
+            self.state.fetch_and(!(QUEUED | DRAIN_PENDING | DRAIN_AT_HEAD), Ordering::AcqRel);
+        } else {
+            self.sync_drain_at_head(&waiters);
         }
 
         let state = self.state.load(Ordering::Acquire);
@@ -799,6 +824,21 @@ impl RawGate {
         }
         drop(waiters);
         wakers.wake_all();
+    }
+
+    /// Makes `DRAIN_AT_HEAD` say whether a drain heads the queue. Lock held.
+    ///
+    /// Clearing is always a read-modify-write (`settle` relies on it); when
+    /// the bit is already right this is one load.
+    fn sync_drain_at_head(&self, waiters: &Waiters) {
+        let head = waiters.queue.head;
+        let at_head = head != NIL && waiters.slots[head].kind == Kind::Drain;
+        let state = self.state.load(Ordering::Relaxed);
+        if at_head && state & DRAIN_AT_HEAD == 0 {
+            self.state.fetch_or(DRAIN_AT_HEAD, Ordering::AcqRel);
+        } else if !at_head && state & DRAIN_AT_HEAD != 0 {
+            self.state.fetch_and(!DRAIN_AT_HEAD, Ordering::AcqRel);
+        }
     }
 
     // ----- introspection --------------------------------------------------

@@ -259,36 +259,86 @@ fn waker_drop_reenters_the_gate() {
     });
 }
 
-/// Weighted permits: a request for 2 of 3 waits at the front while single
-/// permits are released on another thread, a drain queued behind it waits
-/// for every permit, and nothing is ever over the cap.
+/// Weighted permits: with 1 + 2 of 3 permits out, a drain and a request
+/// for 2 queue (the drain at the front) while another thread gives the
+/// permits back one request at a time; the drain waits for every permit,
+/// then the request for 2 is admitted, and nothing is ever over the cap.
 #[test]
 fn weighted_request_and_drain_race_releases() {
     model(|| {
         let gate = Arc::new(DrainGate::new(3));
         let a = gate.clone().try_acquire_owned().unwrap();
         let b = gate.clone().try_acquire_many_owned(2).unwrap();
+        let mut drain = gate.clone().drain_owned();
+        assert!(poll_once(&mut drain).is_pending());
         let mut wide = gate.clone().acquire_many_owned(2);
         assert!(poll_once(&mut wide).is_pending());
-        let releasers = [thread::spawn(move || drop(a)), thread::spawn(move || drop(b))];
-        let drainer = {
-            let gate = gate.clone();
-            thread::spawn(move || {
-                let guard = block_on(gate.drain()).unwrap();
-                assert_eq!(gate.readers_in_flight(), 0, "a drain waits for every permit");
-                drop(guard);
-            })
-        };
+        let releaser = thread::spawn(move || {
+            drop(a);
+            drop(b);
+        });
+        let guard = block_on(drain).unwrap();
+        assert_eq!(gate.readers_in_flight(), 0, "a drain waits for every permit");
+        drop(guard);
         let wide = block_on(wide).unwrap();
-        assert_eq!(wide.permits(), 2);
-        assert!(!gate.is_drain_held());
-        assert!(gate.readers_in_flight() <= gate.cap());
+        assert_eq!((wide.permits(), gate.readers_in_flight()), (2, 2));
         drop(wide);
+        releaser.join().unwrap();
+        assert_eq!(gate.readers_in_flight(), 0);
+        assert_eq!(gate.waiters(), 0);
+    });
+}
+
+/// A read release skips the lock when a drain heads the queue and other
+/// permits are still out. Here two releases race each other and the drain
+/// at the head leaving: whichever order, the reader queued behind the
+/// drain is admitted and nothing waits forever.
+#[test]
+fn release_skipping_the_lock_races_the_drain_leaving() {
+    model(|| {
+        let gate = Arc::new(DrainGate::new(2));
+        let a = gate.clone().try_acquire_owned().unwrap();
+        let b = gate.clone().try_acquire_owned().unwrap();
+        let mut drain = gate.clone().drain_owned();
+        assert!(poll_once(&mut drain).is_pending());
+        let mut reader = gate.clone().acquire_owned();
+        assert!(poll_once(&mut reader).is_pending());
+        let releasers = [thread::spawn(move || drop(a)), thread::spawn(move || drop(b))];
+        drop(drain);
+        let permit = block_on(reader).unwrap();
         for r in releasers {
             r.join().unwrap();
         }
-        drainer.join().unwrap();
+        drop(permit);
         assert_eq!(gate.readers_in_flight(), 0);
         assert_eq!(gate.waiters(), 0);
+        assert!(!gate.is_drain_pending());
+        drop(gate.try_drain().unwrap());
+    });
+}
+
+/// The other half of the lock-skipping release: with the drain at the head
+/// kept, exactly the release that brings the count to zero takes the lock
+/// and grants it, whichever of the two releases comes last.
+#[test]
+fn last_release_grants_the_drain_at_the_head() {
+    model(|| {
+        let gate = Arc::new(DrainGate::new(2));
+        let a = gate.clone().try_acquire_owned().unwrap();
+        let b = gate.clone().try_acquire_owned().unwrap();
+        let mut drain = gate.clone().drain_owned();
+        assert!(poll_once(&mut drain).is_pending());
+        let mut reader = gate.clone().acquire_owned();
+        assert!(poll_once(&mut reader).is_pending());
+        let releasers = [thread::spawn(move || drop(a)), thread::spawn(move || drop(b))];
+        let guard = block_on(drain).unwrap();
+        assert_eq!(gate.readers_in_flight(), 0);
+        drop(guard);
+        let permit = block_on(reader).unwrap();
+        for r in releasers {
+            r.join().unwrap();
+        }
+        drop(permit);
+        assert_eq!((gate.readers_in_flight(), gate.waiters()), (0, 0));
     });
 }
