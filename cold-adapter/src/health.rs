@@ -11,7 +11,9 @@ use std::time::Duration;
 /// use it for dashboards, watchdogs and log lines, not for synchronisation.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ColdStorageHealth {
-    /// Backend reads holding a permit (at most the read cap).
+    /// Read permits held by backend reads (at most the read cap): a
+    /// `get_logs` holds one per 100 blocks it spans, see
+    /// [`ColdStorageConfig::log_query_permits`](crate::ColdStorageConfig::log_query_permits).
     pub reads_in_flight: usize,
     /// Reads waiting for a permit.
     pub readers_queued: usize,
