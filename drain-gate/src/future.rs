@@ -18,7 +18,7 @@ use crate::raw::{Kind, Wait};
 macro_rules! request_future {
     (
         $(#[$meta:meta])*
-        $name:ident<'a>, $kind:expr, $output:ident ($($arg:expr),*)
+        $name:ident<'a>, $kind:expr, $output:ident
     ) => {
         $(#[$meta])*
         #[must_use = "futures do nothing unless polled"]
@@ -41,7 +41,7 @@ macro_rules! request_future {
             fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
                 let this = self.get_mut();
                 ready!(this.gate.raw.poll_request($kind, 1, &mut this.wait, cx))?;
-                Poll::Ready(Ok($output::new(this.gate $(, $arg)*)))
+                Poll::Ready(Ok($output::new(this.gate)))
             }
         }
 
@@ -60,7 +60,7 @@ macro_rules! request_future {
     };
     (
         $(#[$meta:meta])*
-        $name:ident, $kind:expr, $output:ident ($($arg:expr),*)
+        $name:ident, $kind:expr, $output:ident
     ) => {
         $(#[$meta])*
         #[must_use = "futures do nothing unless polled"]
@@ -85,7 +85,7 @@ macro_rules! request_future {
                 let this = self.get_mut();
                 let gate = this.gate.as_ref().expect("drain-gate: future polled after it completed");
                 ready!(gate.raw.poll_request($kind, 1, &mut this.wait, cx))?;
-                Poll::Ready(Ok($output::new(this.gate.take().expect("checked above") $(, $arg)*)))
+                Poll::Ready(Ok($output::new(this.gate.take().expect("checked above"))))
             }
         }
 
@@ -113,7 +113,7 @@ request_future! {
     /// # Cancel safety
     ///
     /// Dropping it at any point leaks nothing: see [`DrainGate::acquire`].
-    Acquire<'a>, Kind::Read, ReadPermit ()
+    Acquire<'a>, Kind::Read, ReadPermit
 }
 
 request_future! {
@@ -123,7 +123,7 @@ request_future! {
     /// # Cancel safety
     ///
     /// Dropping it at any point leaks nothing: see [`DrainGate::acquire`].
-    AcquireOwned, Kind::Read, OwnedReadPermit ()
+    AcquireOwned, Kind::Read, OwnedReadPermit
 }
 
 request_future! {
@@ -134,7 +134,7 @@ request_future! {
     ///
     /// Dropping it at any point leaks nothing and lets the readers queued
     /// behind it in as far as the gate allows: see [`DrainGate::drain`].
-    Drain<'a>, Kind::Drain, DrainGuard ()
+    Drain<'a>, Kind::Drain, DrainGuard
 }
 
 request_future! {
@@ -145,7 +145,7 @@ request_future! {
     ///
     /// Dropping it at any point leaks nothing and lets the readers queued
     /// behind it in as far as the gate allows: see [`DrainGate::drain`].
-    DrainOwned, Kind::Drain, OwnedDrainGuard ()
+    DrainOwned, Kind::Drain, OwnedDrainGuard
 }
 
 /// Future returned by [`DrainGate::acquire_many`]: resolves to

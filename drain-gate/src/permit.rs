@@ -267,36 +267,23 @@ impl Drop for OwnedDrainGuard {
 }
 
 macro_rules! debug_as {
-    ($($ty:ty => $name:literal),* $(,)?) => {$(
+    ($($ty:ty => $name:literal $(, $field:ident)?);* $(;)?) => {$(
         impl fmt::Debug for $ty {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.debug_struct($name).field("cap", &self.gate.cap()).finish_non_exhaustive()
+                f.debug_struct($name)
+                    $(.field(stringify!($field), &self.$field))?
+                    .field("cap", &self.gate.cap())
+                    .finish_non_exhaustive()
             }
         }
     )*};
 }
 
-impl fmt::Debug for ReadPermits<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ReadPermits")
-            .field("permits", &self.permits)
-            .field("cap", &self.gate.cap())
-            .finish_non_exhaustive()
-    }
-}
-
-impl fmt::Debug for OwnedReadPermits {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OwnedReadPermits")
-            .field("permits", &self.permits)
-            .field("cap", &self.gate.cap())
-            .finish_non_exhaustive()
-    }
-}
-
 debug_as! {
-    ReadPermit<'_> => "ReadPermit",
-    OwnedReadPermit => "OwnedReadPermit",
-    DrainGuard<'_> => "DrainGuard",
-    OwnedDrainGuard => "OwnedDrainGuard",
+    ReadPermit<'_> => "ReadPermit";
+    OwnedReadPermit => "OwnedReadPermit";
+    ReadPermits<'_> => "ReadPermits", permits;
+    OwnedReadPermits => "OwnedReadPermits", permits;
+    DrainGuard<'_> => "DrainGuard";
+    OwnedDrainGuard => "OwnedDrainGuard";
 }

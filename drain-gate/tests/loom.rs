@@ -7,15 +7,18 @@
 
 #![cfg(loom)]
 
+mod support;
+
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
-use drain_gate::{Closed, DrainGate, OwnedReadPermit};
+use drain_gate::{Closed, DrainGate};
 use loom::future::block_on;
 use loom::sync::atomic::{AtomicUsize, Ordering};
 use loom::thread;
+use support::poll_reentrant;
 
 fn model(f: impl Fn() + Sync + Send + 'static) {
     let mut builder = loom::model::Builder::new();
@@ -187,42 +190,6 @@ fn drain_released_while_another_is_requested_admits_its_batch_first() {
     });
 }
 
-/// A waker whose drop releases an owned permit of the gate (as dropping a
-/// task's last waker frees everything its future owned) and whose wake calls
-/// `try_acquire`: foreign code that re-enters the gate. Had the gate
-/// dropped it under its lock, loom would report the thread deadlocking on
-/// itself.
-struct Reentrant {
-    gate: Arc<DrainGate>,
-    permit: std::sync::Mutex<Option<OwnedReadPermit>>,
-}
-
-impl std::task::Wake for Reentrant {
-    fn wake(self: Arc<Self>) {
-        drop(self.gate.try_acquire());
-    }
-}
-
-impl Drop for Reentrant {
-    fn drop(&mut self) {
-        drop(self.permit.get_mut().unwrap().take());
-    }
-}
-
-/// Polls once with a [`Reentrant`] waker owning `permit`, whose only other
-/// handle is the one the gate keeps.
-fn poll_reentrant<F: Future + Unpin>(
-    fut: &mut F,
-    gate: &Arc<DrainGate>,
-    permit: OwnedReadPermit,
-) -> Poll<F::Output> {
-    let waker = std::task::Waker::from(Arc::new(Reentrant {
-        gate: gate.clone(),
-        permit: std::sync::Mutex::new(Some(permit)),
-    }));
-    Pin::new(fut).poll(&mut Context::from_waker(&waker))
-}
-
 /// G11 under every interleaving: a queued reader re-polled with a new
 /// waker (the old one's drop releases a permit) and a drain dropped while
 /// it waits (likewise), while another thread releases and closes.
@@ -290,12 +257,14 @@ fn weighted_request_and_drain_race_releases() {
 }
 
 /// A read release skips the lock when a drain heads the queue and other
-/// permits are still out. Here two releases race each other and the drain
-/// at the head leaving: whichever order, the reader queued behind the
-/// drain is admitted and nothing waits forever.
-#[test]
-fn release_skipping_the_lock_races_the_drain_leaving() {
-    model(|| {
+/// permits are still out. Cap 2, both permits out, a drain at the head and a
+/// reader behind it; two threads give the permits back while this thread
+/// either drops the drain (`keep_drain` false) or waits for it. Whichever
+/// order: only the release that brings the count to zero may rely on the
+/// lock, the drain is granted by it (or leaves), the reader is admitted,
+/// and nothing waits forever.
+fn two_releases_behind_a_drain_at_the_head(keep_drain: bool) {
+    model(move || {
         let gate = Arc::new(DrainGate::new(2));
         let a = gate.clone().try_acquire_owned().unwrap();
         let b = gate.clone().try_acquire_owned().unwrap();
@@ -304,41 +273,30 @@ fn release_skipping_the_lock_races_the_drain_leaving() {
         let mut reader = gate.clone().acquire_owned();
         assert!(poll_once(&mut reader).is_pending());
         let releasers = [thread::spawn(move || drop(a)), thread::spawn(move || drop(b))];
-        drop(drain);
-        let permit = block_on(reader).unwrap();
-        for r in releasers {
-            r.join().unwrap();
+        if keep_drain {
+            let guard = block_on(drain).unwrap();
+            assert_eq!(gate.readers_in_flight(), 0);
+            drop(guard);
+        } else {
+            drop(drain);
         }
-        drop(permit);
-        assert_eq!(gate.readers_in_flight(), 0);
-        assert_eq!(gate.waiters(), 0);
-        assert!(!gate.is_drain_pending());
-        drop(gate.try_drain().unwrap());
-    });
-}
-
-/// The other half of the lock-skipping release: with the drain at the head
-/// kept, exactly the release that brings the count to zero takes the lock
-/// and grants it, whichever of the two releases comes last.
-#[test]
-fn last_release_grants_the_drain_at_the_head() {
-    model(|| {
-        let gate = Arc::new(DrainGate::new(2));
-        let a = gate.clone().try_acquire_owned().unwrap();
-        let b = gate.clone().try_acquire_owned().unwrap();
-        let mut drain = gate.clone().drain_owned();
-        assert!(poll_once(&mut drain).is_pending());
-        let mut reader = gate.clone().acquire_owned();
-        assert!(poll_once(&mut reader).is_pending());
-        let releasers = [thread::spawn(move || drop(a)), thread::spawn(move || drop(b))];
-        let guard = block_on(drain).unwrap();
-        assert_eq!(gate.readers_in_flight(), 0);
-        drop(guard);
         let permit = block_on(reader).unwrap();
         for r in releasers {
             r.join().unwrap();
         }
         drop(permit);
         assert_eq!((gate.readers_in_flight(), gate.waiters()), (0, 0));
+        assert!(!gate.is_drain_pending() && !gate.is_drain_held());
     });
+}
+
+#[test]
+fn release_skipping_the_lock_races_the_drain_leaving() {
+    two_releases_behind_a_drain_at_the_head(false);
+}
+
+/// Deadlocks if the last release may skip the lock too.
+#[test]
+fn last_release_grants_the_drain_at_the_head() {
+    two_releases_behind_a_drain_at_the_head(true);
 }

@@ -4,17 +4,14 @@
 mod support;
 
 use std::cell::Cell;
-use std::future::Future;
-use std::pin::Pin;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
 
 use drain_gate::{
-    AcquireManyError, CapError, Closed, DrainGate, InvalidPermits, MAX_CAP, OwnedReadPermit,
-    TryAcquireError, TryDrainError,
+    AcquireManyError, CapError, Closed, DrainGate, InvalidPermits, MAX_CAP, TryAcquireError,
+    TryDrainError,
 };
-use support::{Probe, pending, ready};
+use support::{Probe, pending, poll_reentrant, ready};
 
 #[test]
 fn g01_cancelled_drain_readmits_queued_reader() {
@@ -272,40 +269,6 @@ fn g10_acquire_loop_that_never_waits_lets_other_tasks_run() {
     assert!(seen <= 1 + 129, "task B waited for {seen} of A's iterations");
 }
 
-/// A waker that runs gate code: its `drop` releases an owned permit of the
-/// gate (as dropping a task's last waker frees the task and every permit its
-/// future owned), and its `wake` calls `try_acquire`.
-struct Reentrant {
-    gate: Arc<DrainGate>,
-    permit: std::sync::Mutex<Option<OwnedReadPermit>>,
-}
-
-impl std::task::Wake for Reentrant {
-    fn wake(self: Arc<Self>) {
-        self.wake_by_ref();
-    }
-    fn wake_by_ref(self: &Arc<Self>) {
-        drop(self.gate.try_acquire());
-    }
-}
-
-impl Drop for Reentrant {
-    fn drop(&mut self) {
-        drop(self.permit.get_mut().unwrap().take());
-    }
-}
-
-/// A [`Reentrant`] waker owning `permit`. The caller keeps no other handle,
-/// so the gate's clone is the last one once the caller's is dropped.
-fn reentrant(gate: &Arc<DrainGate>, permit: Option<OwnedReadPermit>) -> Waker {
-    Waker::from(Arc::new(Reentrant { gate: gate.clone(), permit: std::sync::Mutex::new(permit) }))
-}
-
-/// Polls `fut` once with `waker`, then drops the caller's handle to it.
-fn poll_with<F: Future + Unpin>(fut: &mut F, waker: Waker) -> Poll<F::Output> {
-    Pin::new(fut).poll(&mut Context::from_waker(&waker))
-}
-
 /// Runs `f` on its own thread and fails if it does not finish: a deadlock
 /// inside the gate would otherwise hang the test run.
 fn without_deadlock(what: &str, f: impl FnOnce() + Send + 'static) {
@@ -334,9 +297,9 @@ fn g11_waker_whose_drop_reenters_the_gate() {
         let a = gate.clone().try_acquire_owned().unwrap();
         let b_owned = gate.clone().try_acquire_owned().unwrap();
         let mut d = gate.drain();
-        assert!(poll_with(&mut d, reentrant(&gate, Some(a))).is_pending());
+        assert!(poll_reentrant(&mut d, &gate, a).is_pending());
         let mut b = gate.acquire();
-        assert!(poll_with(&mut b, reentrant(&gate, Some(b_owned))).is_pending());
+        assert!(poll_reentrant(&mut b, &gate, b_owned).is_pending());
         assert_eq!((gate.readers_in_flight(), gate.waiters()), (2, 2));
 
         // Re-poll B with another waker: the old one is dropped, releasing
@@ -365,7 +328,7 @@ fn g11_waker_whose_drop_reenters_the_gate() {
         let mut queued = gate.acquire();
         let _queued_probe = pending(&mut queued);
         let mut watch = holder.drain_requested();
-        assert!(poll_with(&mut watch, reentrant(&gate, Some(second))).is_pending());
+        assert!(poll_reentrant(&mut watch, &gate, second).is_pending());
         assert_eq!(gate.readers_in_flight(), 2);
         let watch_probe = Probe::new();
         assert!(watch_probe.poll(&mut watch).is_pending());
@@ -375,7 +338,7 @@ fn g11_waker_whose_drop_reenters_the_gate() {
         let third = gate.clone().try_acquire_owned().unwrap();
         let mut queued = gate.acquire();
         let _queued_probe = pending(&mut queued);
-        assert!(poll_with(&mut watch, reentrant(&gate, Some(third))).is_pending());
+        assert!(poll_reentrant(&mut watch, &gate, third).is_pending());
         drop(watch);
         assert_eq!((gate.readers_in_flight(), gate.waiters()), (2, 0));
         drop(queued);
@@ -387,9 +350,9 @@ fn g11_waker_whose_drop_reenters_the_gate() {
         let p1 = gate.clone().try_acquire_owned().unwrap();
         let p2 = gate.clone().try_acquire_owned().unwrap();
         let mut d = gate.drain();
-        assert!(poll_with(&mut d, reentrant(&gate, Some(p1))).is_pending());
+        assert!(poll_reentrant(&mut d, &gate, p1).is_pending());
         let mut r = gate.acquire();
-        assert!(poll_with(&mut r, reentrant(&gate, Some(p2))).is_pending());
+        assert!(poll_reentrant(&mut r, &gate, p2).is_pending());
         assert!(gate.close());
         assert_eq!(ready(&mut d).unwrap_err(), Closed);
         assert_eq!(ready(&mut r).unwrap_err(), Closed);

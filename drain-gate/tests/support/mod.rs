@@ -10,6 +10,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::task::{Context, Poll, Wake, Waker};
 
+use drain_gate::{DrainGate, OwnedReadPermit};
+
 /// A waker that counts how often it was woken.
 pub struct Probe {
     count: Arc<Count>,
@@ -64,4 +66,41 @@ pub fn ready<F: Future + Unpin>(fut: &mut F) -> F::Output {
         Poll::Ready(out) => out,
         Poll::Pending => panic!("expected Ready"),
     }
+}
+
+/// A waker that runs gate code (case G11): its `drop` releases `permit`, an
+/// owned permit of the gate (as dropping a task's last waker frees the task
+/// and every permit its future owned), and its `wake` calls `try_acquire`.
+struct Reentrant {
+    gate: Arc<DrainGate>,
+    permit: std::sync::Mutex<Option<OwnedReadPermit>>,
+}
+
+impl Wake for Reentrant {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+    fn wake_by_ref(self: &Arc<Self>) {
+        drop(self.gate.try_acquire());
+    }
+}
+
+impl Drop for Reentrant {
+    fn drop(&mut self) {
+        drop(self.permit.get_mut().unwrap_or_else(|e| e.into_inner()).take());
+    }
+}
+
+/// Polls `fut` once with a re-entrant waker owning `permit`, then drops this
+/// handle to the waker: the gate's clone, if it kept one, is the last.
+pub fn poll_reentrant<F: Future + Unpin>(
+    fut: &mut F,
+    gate: &Arc<DrainGate>,
+    permit: OwnedReadPermit,
+) -> Poll<F::Output> {
+    let waker = Waker::from(Arc::new(Reentrant {
+        gate: gate.clone(),
+        permit: std::sync::Mutex::new(Some(permit)),
+    }));
+    Pin::new(fut).poll(&mut Context::from_waker(&waker))
 }
