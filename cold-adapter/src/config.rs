@@ -289,9 +289,14 @@ impl ColdStorageConfig {
     /// `ceil(blocks / log_blocks_per_permit)`, at least 1 and at most a
     /// quarter of the read cap (at least 1): with the defaults (100 blocks,
     /// cap 64) a 1-block query takes 1 permit, 1,000 blocks take 10, and
-    /// 1,600 or more take 16. `None`, a range whose end is a tag the task
-    /// cannot resolve yet (`latest` before the task has written a block),
-    /// takes the quarter. A `blockHash` filter is one block.
+    /// 1,600 or more take 16.
+    ///
+    /// `blocks` is the range the backend will read, as it reads the filter:
+    /// signet-cold 0.10's backends take a missing or tag `from` as block 0,
+    /// a missing or tag `to` as the tip, and ignore a `blockHash`, so such
+    /// filters are charged as the scans they are. `None` (the end is the tip
+    /// and the task does not know it yet: it learns it from its own writes)
+    /// takes the quarter.
     ///
     /// ```
     /// use cold_adapter::ColdStorageConfig;

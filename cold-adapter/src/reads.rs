@@ -304,24 +304,20 @@ macro_rules! call {
 
 fn keep_nothing<T>(_: &ColdCache, _: &T) {}
 
-/// Blocks a log filter spans, ends included, with `latest`, `safe`,
-/// `finalized` and `pending` (and a missing bound, which means `latest`)
-/// read as `tip`; `None` if a bound needs a tip and none is known. An empty
-/// range (from above to) spans one block: the backend still answers it.
+/// Blocks the backend reads for `filter`, ends included: what it is charged
+/// by. signet-cold 0.10's backends read a missing or tag `from` as 0 and a
+/// missing or tag `to` as no end, and ignore a `blockHash`
+/// (`get_from_block().unwrap_or(0)` .. `get_to_block().unwrap_or(u64::MAX)`),
+/// so that is the range counted here, with its end cut at `tip`. `None` if
+/// the end is the tip and no tip is known. From above to spans one block.
 pub(crate) fn log_span(filter: &Filter, tip: Option<u64>) -> Option<u64> {
-    use alloy::rpc::types::{BlockNumberOrTag, FilterBlockOption};
-    match filter.block_option {
-        FilterBlockOption::AtBlockHash(_) => Some(1),
-        FilterBlockOption::Range { from_block, to_block } => {
-            let resolve = |bound: Option<BlockNumberOrTag>| match bound {
-                Some(BlockNumberOrTag::Number(n)) => Some(n),
-                Some(BlockNumberOrTag::Earliest) => Some(0),
-                _ => tip,
-            };
-            let (from, to) = (resolve(from_block)?, resolve(to_block)?);
-            Some(to.saturating_sub(from).saturating_add(1))
-        }
-    }
+    let from = filter.get_from_block().unwrap_or(0);
+    let to = match (filter.get_to_block(), tip) {
+        (Some(to), Some(tip)) => to.min(tip),
+        (Some(to), None) => to,
+        (None, tip) => tip?,
+    };
+    Some(to.saturating_sub(from).saturating_add(1))
 }
 
 impl Shared {

@@ -350,15 +350,16 @@ async fn writes_queued_at_shutdown_run_in_arrival_order_sqlite() {
     writes_queued_at_shutdown_run_in_arrival_order(store.backend.clone(), "sqlite").await;
 }
 
-/// A `get_logs` takes read permits by the blocks it spans (at read cap 8,
-/// at most 2): four 1,000-block queries fill the cap while eight 1-block
-/// queries would run beside two of them, and an open-ended query counts up
-/// to the tip the task has written.
+/// A `get_logs` takes read permits by the blocks the backend will read (at
+/// read cap 8, at most 2): four whole-store queries fill the cap, a 1-block
+/// query takes 1, and open ends, tags and `blockHash` filters are charged as
+/// the scans to the tip they are.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wide_log_queries_take_permits_by_span() {
     let backend = ParkedBackend::closed(MemColdBackend::new());
-    let config = ColdStorageConfig::default().with_read_cap(8).with_log_blocks_per_permit(100);
-    assert_eq!(config.log_query_permits(Some(1_000)), 2);
+    // 2 blocks per permit: the 3-block store read end to end takes 2.
+    let config = ColdStorageConfig::default().with_read_cap(8).with_log_blocks_per_permit(2);
+    assert_eq!(config.log_query_permits(Some(3)), 2);
     let run = start(backend.clone(), config);
     run.handle.append_blocks(chain(3)).await.unwrap();
     let wide = || Filter::new().from_block(0u64).to_block(999u64);
@@ -386,16 +387,28 @@ async fn wide_log_queries_take_permits_by_span() {
         done.unwrap().unwrap();
     }
 
-    // Open-ended: from block 0 to the tip (3) is one permit.
+    // Charged as the backend reads the filter: a tag or missing bound, and
+    // a `blockHash` (which signet-cold 0.10's backends ignore), are scans
+    // from block 0 to the tip (3): 4 blocks, 2 permits at 2 blocks each.
     let parked = ParkedBackend::closed(MemColdBackend::new());
-    let run2 = start(parked.clone(), ColdStorageConfig::default().with_read_cap(8));
-    run2.handle.append_blocks(chain(3)).await.unwrap();
-    let h = run2.handle.clone();
-    let open = tokio::spawn(async move { h.get_logs(Filter::new().from_block(0u64), 100).await });
-    parked.wait_parked(1).await;
-    assert_eq!(run2.handle.health().reads_in_flight, 1);
-    parked.release_all();
-    open.await.unwrap().unwrap();
+    let config = ColdStorageConfig::default().with_read_cap(8).with_log_blocks_per_permit(2);
+    let run2 = start(parked.clone(), config);
+    let blocks = chain(3);
+    let hash = blocks[1].header.hash();
+    run2.handle.append_blocks(blocks).await.unwrap();
+    for filter in [
+        Filter::new(),
+        Filter::new().from_block(alloy::rpc::types::BlockNumberOrTag::Latest),
+        Filter::new().at_block_hash(hash),
+        Filter::new().from_block(0u64).to_block(1_000u64),
+    ] {
+        let h = run2.handle.clone();
+        let query = tokio::spawn(async move { h.get_logs(filter, 1_000).await });
+        parked.wait_parked(1).await;
+        assert_eq!(run2.handle.health().reads_in_flight, 2);
+        parked.release(1);
+        query.await.unwrap().unwrap();
+    }
     run2.stop().await;
     run.stop().await;
 }
