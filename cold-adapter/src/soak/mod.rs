@@ -34,6 +34,7 @@ use record::{ChainRecord, Verdict};
 use report::{OpStats, SoakReport, new_histogram};
 use signet_cold::{ColdStorageBackend, mem::MemColdBackend};
 use signet_cold_sql::SqlColdBackend;
+use signet_storage_types::SealedHeader;
 use std::{
     collections::{BTreeMap, VecDeque},
     io::IsTerminal,
@@ -394,7 +395,13 @@ async fn run_with<B: ColdStorageBackend>(
     let watcher = handle.reader();
     drop(handle);
     if !report.stalled {
-        let _ = tokio::time::timeout(config.stall, task).await;
+        if tokio::time::timeout(config.stall, task).await.is_ok() {
+            report.missing_blocks += check_store(&probe, &record, &tally).await;
+        } else {
+            report.stalled = true;
+            report.stall_health = Some(format!("{:?} (run() did not return)", watcher.health()));
+        }
+        report.examples = tally.examples.lock().unwrap_or_else(|e| e.into_inner()).clone();
     }
     let health = watcher.health();
     report.write_retries = health.write_retries;
@@ -739,8 +746,7 @@ async fn recover(
 /// After the follower stopped and its writes ran: every canonical block
 /// must be readable with the right hash. Returns how many are not.
 async fn final_check(handle: &ColdStorageHandle, record: &ChainRecord, tally: &Tally) -> u64 {
-    let mut missing = 0;
-    for (number, hash) in record.canonical_chain() {
+    check_chain(record, tally, "final check", async |number| {
         // Faults are still being injected: retry a read that met one (an
         // injected or a transient error says nothing about the store).
         let mut found = handle.get_header_by_number(number).await;
@@ -755,18 +761,43 @@ async fn final_check(handle: &ColdStorageHandle, record: &ChainRecord, tally: &T
                 _ => break,
             }
         }
-        match found {
+        found
+    })
+    .await
+}
+
+/// Once `run()` has returned: every block of the canonical chain the
+/// follower was acknowledged, read straight from the store (below the fault
+/// injector and the task), so a write lost at shutdown shows.
+async fn check_store<B: ColdStorageBackend>(store: &B, record: &ChainRecord, tally: &Tally) -> u64 {
+    check_chain(record, tally, "after run() returned", async |number| {
+        store.get_header(signet_cold::HeaderSpecifier::Number(number)).await
+    })
+    .await
+}
+
+/// Counts the blocks of `record`'s canonical chain that `get` does not
+/// return with the recorded hash; each one becomes an example.
+async fn check_chain(
+    record: &ChainRecord,
+    tally: &Tally,
+    when: &str,
+    mut get: impl AsyncFnMut(u64) -> signet_cold::ColdResult<Option<SealedHeader>>,
+) -> u64 {
+    let mut missing = 0;
+    for (number, hash) in record.canonical_chain() {
+        match get(number).await {
             Ok(Some(header)) if header.hash() == hash => {}
             Ok(found) => {
                 missing += 1;
                 tally.example(format!(
-                    "final check: block {number} is {:?}, expected {hash}",
+                    "{when}: block {number} is {:?}, expected {hash}",
                     found.map(|h| h.hash())
                 ));
             }
             Err(err) => {
                 missing += 1;
-                tally.example(format!("final check: block {number}: {err}"));
+                tally.example(format!("{when}: block {number}: {err}"));
             }
         }
     }

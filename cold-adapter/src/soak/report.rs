@@ -70,8 +70,9 @@ pub struct SoakReport {
     pub wrong_answers: u64,
     /// Up to ten examples of stale or wrong answers.
     pub examples: Vec<String>,
-    /// Canonical blocks not readable after the follower stopped (an
-    /// acknowledged block lost, or a gap).
+    /// Canonical blocks not readable (an acknowledged block lost, or a
+    /// gap): through the handle once the follower stopped, and again
+    /// straight from the store once `run()` had returned.
     pub missing_blocks: u64,
     /// Faults injected, by kind (see [`faults`](super::faults)), with the
     /// readers' own (`caller_cancel`, `caller_stop_polling`) and Postgres
