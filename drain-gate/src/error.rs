@@ -97,7 +97,7 @@ pub enum TryAcquireError {
     /// non-waiting attempt never overtakes a waiter).
     NoPermits,
     /// `try_acquire_many` asked for 0 permits or more than the cap. Checked
-    /// first, whatever the gate's state.
+    /// first, whatever the gate's state; never returned by `try_acquire`.
     Invalid(InvalidPermits),
 }
 
@@ -111,7 +111,14 @@ impl fmt::Display for TryAcquireError {
     }
 }
 
-impl std::error::Error for TryAcquireError {}
+impl std::error::Error for TryAcquireError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            TryAcquireError::Invalid(e) => Some(e),
+            TryAcquireError::Closed | TryAcquireError::NoPermits => None,
+        }
+    }
+}
 
 /// Why [`DrainGate::try_drain`](crate::DrainGate::try_drain) gave no guard.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

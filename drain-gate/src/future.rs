@@ -113,6 +113,11 @@ request_future! {
     /// # Cancel safety
     ///
     /// Dropping it at any point leaks nothing: see [`DrainGate::acquire`].
+    ///
+    /// # Panics
+    ///
+    /// If polled again after it resolved `Ok` (see
+    /// [`DrainGate`](DrainGate#panics)).
     Acquire<'a>, Kind::Read, ReadPermit
 }
 
@@ -123,6 +128,11 @@ request_future! {
     /// # Cancel safety
     ///
     /// Dropping it at any point leaks nothing: see [`DrainGate::acquire`].
+    ///
+    /// # Panics
+    ///
+    /// If polled again after it resolved `Ok` (see
+    /// [`DrainGate`](DrainGate#panics)).
     AcquireOwned, Kind::Read, OwnedReadPermit
 }
 
@@ -134,6 +144,11 @@ request_future! {
     ///
     /// Dropping it at any point leaks nothing and lets the readers queued
     /// behind it in as far as the gate allows: see [`DrainGate::drain`].
+    ///
+    /// # Panics
+    ///
+    /// If polled again after it resolved `Ok` (see
+    /// [`DrainGate`](DrainGate#panics)).
     Drain<'a>, Kind::Drain, DrainGuard
 }
 
@@ -145,6 +160,11 @@ request_future! {
     ///
     /// Dropping it at any point leaks nothing and lets the readers queued
     /// behind it in as far as the gate allows: see [`DrainGate::drain`].
+    ///
+    /// # Panics
+    ///
+    /// If polled again after it resolved `Ok` (see
+    /// [`DrainGate`](DrainGate#panics)).
     DrainOwned, Kind::Drain, OwnedDrainGuard
 }
 
@@ -154,6 +174,10 @@ request_future! {
 /// # Cancel safety
 ///
 /// Dropping it at any point leaks nothing: see [`DrainGate::acquire_many`].
+///
+/// # Panics
+///
+/// If polled again after it resolved `Ok` (see [`DrainGate`](DrainGate#panics)).
 #[must_use = "futures do nothing unless polled"]
 pub struct AcquireMany<'a> {
     gate: &'a DrainGate,
@@ -192,6 +216,10 @@ impl Drop for AcquireMany<'_> {
 /// # Cancel safety
 ///
 /// Dropping it at any point leaks nothing: see [`DrainGate::acquire_many`].
+///
+/// # Panics
+///
+/// If polled again after it resolved `Ok` (see [`DrainGate`](DrainGate#panics)).
 #[must_use = "futures do nothing unless polled"]
 pub struct AcquireManyOwned {
     // `None` once the handle has moved into the permit.

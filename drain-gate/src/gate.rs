@@ -142,6 +142,20 @@ pub const MAX_CAP: usize = raw::MAX_CAP;
 /// in at once, without waiting for the readers in flight, as far as a free
 /// permit and no other drain ahead of them allow.
 ///
+/// # Wakers run outside the lock
+///
+/// Waiting requests live in a queue behind a mutex. No waker is woken *or
+/// dropped* while that mutex is held, on any path (grant, re-poll with a new
+/// waker, cancel, close, the watchers): a waker's `wake` or `drop` may
+/// re-enter the same gate and cannot deadlock it. That matters because
+/// dropping the last reference to a task's waker can free the task, and with
+/// it every permit or guard its future owned, whose release takes the same
+/// mutex (tokio-rs/tokio#5429 is this bug in tokio's semaphore). The one
+/// waker call made under the mutex is `Waker::clone`, when a request queues
+/// or is re-polled from another task, as in tokio; every executor's clone
+/// only counts a reference, and a clone that blocked on this gate would
+/// deadlock.
+///
 /// # Executor fairness
 ///
 /// A request granted at once does not return `Pending`, so a task that loops
@@ -166,7 +180,8 @@ pub const MAX_CAP: usize = raw::MAX_CAP;
 ///
 /// # Panics
 ///
-/// Like most futures, a request future that resolved `Ok` panics if polled
+/// No method panics on a gate's state; [`new`](Self::new) panics on a cap
+/// [`try_new`](Self::try_new) refuses. Like most futures, a request future that resolved `Ok` panics if polled
 /// again (the grant now belongs to the permit or guard it returned). One
 /// that resolved `Err(Closed)` returns the error again.
 ///
@@ -339,7 +354,8 @@ impl DrainGate {
     ///
     /// [`TryAcquireError::Closed`] if the gate is closed;
     /// [`TryAcquireError::NoPermits`] if `cap` permits are out, a drain guard
-    /// is held, or any request is queued (it never overtakes a waiter).
+    /// is held, or any request is queued (it never overtakes a waiter). Never
+    /// [`TryAcquireError::Invalid`]: one permit is always a valid count.
     ///
     /// # Examples
     ///
@@ -576,10 +592,13 @@ impl DrainGate {
     ///
     /// Every waiting request is woken and resolves to
     /// [`Closed`](crate::Closed), as does every later one, including a
-    /// request that was granted but had not yet observed its grant (the grant
-    /// is given back). Permits and guards already held stay valid until
-    /// dropped; [`closed_and_idle`](Self::closed_and_idle) resolves once they
-    /// are all gone.
+    /// request that was granted but had not yet observed its grant: its
+    /// grant is given back when that future is next polled or dropped, and
+    /// counts as out (in [`readers_in_flight`](Self::readers_in_flight),
+    /// for [`closed_and_idle`](Self::closed_and_idle)) until then. Permits
+    /// and guards already held stay valid until dropped;
+    /// [`closed_and_idle`](Self::closed_and_idle) resolves once they are all
+    /// gone.
     ///
     /// # Examples
     ///
@@ -637,7 +656,9 @@ impl DrainGate {
 
     /// Read and drain requests queued now, waiting for their turn.
     ///
-    /// A relaxed load of a count maintained under the queue's lock.
+    /// Counts requests, not permits: an [`acquire_many`](Self::acquire_many)
+    /// request counts once whatever it asks for. A relaxed load of a count
+    /// maintained under the queue's lock.
     pub fn waiters(&self) -> usize {
         self.raw.waiters()
     }

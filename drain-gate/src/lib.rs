@@ -10,6 +10,11 @@
 //!
 //! * **Read permits**: [`DrainGate::acquire`] / [`acquire_owned`] /
 //!   [`try_acquire`]; at most `cap` out at once, released on drop.
+//! * **Weighted permits**: [`acquire_many(n)`] / [`acquire_many_owned(n)`] /
+//!   [`try_acquire_many(n)`] / [`try_acquire_many_owned(n)`] take `n` of
+//!   the cap at once as one request ([`ReadPermits`], [`OwnedReadPermits`]),
+//!   so costly reads can be charged by their cost; 0 or more than the cap
+//!   is an error at once ([`InvalidPermits`]).
 //! * **Drain**: [`DrainGate::drain`] / [`drain_owned`] / [`try_drain`]; a
 //!   guard under which no read permit exists. A requested drain holds back
 //!   readers requested after it and waits for the readers in flight, not
@@ -37,7 +42,9 @@
 //!
 //! Every future may be dropped at any point, including after it was granted
 //! but before it observed the grant; nothing leaks and no wake-up is lost.
-//! See [`DrainGate`](DrainGate#cancel-safety).
+//! See [`DrainGate`](DrainGate#cancel-safety). No waker is woken or dropped
+//! under the gate's lock, so a waker whose drop releases a permit of the same
+//! gate cannot deadlock it: see [`DrainGate`](DrainGate#wakers-run-outside-the-lock).
 //!
 //! # Cost
 //!
@@ -89,6 +96,10 @@
 //! [`try_acquire`]: DrainGate::try_acquire
 //! [`drain_owned`]: DrainGate::drain_owned
 //! [`try_drain`]: DrainGate::try_drain
+//! [`acquire_many(n)`]: DrainGate::acquire_many
+//! [`acquire_many_owned(n)`]: DrainGate::acquire_many_owned
+//! [`try_acquire_many(n)`]: DrainGate::try_acquire_many
+//! [`try_acquire_many_owned(n)`]: DrainGate::try_acquire_many_owned
 
 #![forbid(unsafe_code)]
 

@@ -91,6 +91,11 @@ impl<'a> ReadPermit<'a> {
 
     /// A future that resolves once a drain is pending: cooperative
     /// preemption for long reads. See [`DrainRequested`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: dropping the future only unregisters it (see
+    /// [`DrainRequested`]).
     pub fn drain_requested(&self) -> DrainRequested<'a> {
         DrainRequested::new(self.gate)
     }
@@ -115,6 +120,11 @@ impl OwnedReadPermit {
 
     /// A future that resolves once a drain is pending: cooperative
     /// preemption for long reads. See [`DrainRequested`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: dropping the future only unregisters it (see
+    /// [`DrainRequested`]).
     ///
     /// # Examples
     ///
@@ -168,6 +178,11 @@ impl<'a> ReadPermits<'a> {
     }
 
     /// Resolves once a drain is pending; see [`DrainRequested`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: dropping the future only unregisters it (see
+    /// [`DrainRequested`]).
     pub fn drain_requested(&self) -> DrainRequested<'a> {
         DrainRequested::new(self.gate)
     }
@@ -195,6 +210,11 @@ impl OwnedReadPermits {
     }
 
     /// Resolves once a drain is pending; see [`OwnedReadPermit::drain_requested`].
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel-safe: dropping the future only unregisters it (see
+    /// [`DrainRequested`]).
     pub fn drain_requested(&self) -> DrainRequested<'_> {
         DrainRequested::new(&self.gate)
     }

@@ -81,6 +81,15 @@ impl PollDrainGate {
     /// # Errors
     ///
     /// `Ready(Err(Closed))` once the gate is closed.
+    ///
+    /// # Cancel safety
+    ///
+    /// Not an async fn, but the same guarantee: a pending request keeps its
+    /// place in the queue between calls, and stopping the calls without
+    /// dropping the `PollDrainGate` keeps it queued (and, once granted,
+    /// holding what it was granted: see
+    /// [Fairness](DrainGate#fairness)). Dropping the `PollDrainGate` cancels
+    /// it as dropping an [`acquire`](DrainGate::acquire) future does.
     pub fn poll_acquire(&mut self, cx: &mut Context<'_>) -> Poll<Result<OwnedReadPermit, Closed>> {
         ready!(self.poll_read(1, cx))?;
         Poll::Ready(Ok(OwnedReadPermit::new(self.gate.clone())))
@@ -99,6 +108,10 @@ impl PollDrainGate {
     /// `Ready(Err(AcquireManyError::Invalid))` if `permits` is 0 or above
     /// the cap (a pending request is left as it was);
     /// `Ready(Err(AcquireManyError::Closed))` once the gate is closed.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`poll_acquire`](Self::poll_acquire).
     pub fn poll_acquire_many(
         &mut self,
         cx: &mut Context<'_>,
@@ -128,6 +141,12 @@ impl PollDrainGate {
     /// # Errors
     ///
     /// `Ready(Err(Closed))` once the gate is closed.
+    ///
+    /// # Cancel safety
+    ///
+    /// As [`poll_acquire`](Self::poll_acquire), for the drain request:
+    /// dropping the `PollDrainGate` cancels it as dropping a
+    /// [`drain`](DrainGate::drain) future does.
     pub fn poll_drain(&mut self, cx: &mut Context<'_>) -> Poll<Result<OwnedDrainGuard, Closed>> {
         let result = ready!(self.gate.raw.poll_request(Kind::Drain, 1, &mut self.drain, cx));
         self.drain = Wait::Init;

@@ -392,10 +392,13 @@ fn g12_weighted_permits() {
     assert!(zero.to_string().contains("at least 1"), "{zero}");
     let five = ready(&mut gate.acquire_many(5)).unwrap_err();
     assert!(five.to_string().contains("cap 4"), "{five}");
-    assert_eq!(
-        gate.try_acquire_many(5).unwrap_err(),
-        TryAcquireError::Invalid(InvalidPermits { permits: 5, cap: 4 })
-    );
+    let try_five = gate.try_acquire_many(5).unwrap_err();
+    assert_eq!(try_five, TryAcquireError::Invalid(InvalidPermits { permits: 5, cap: 4 }));
+    // Both errors carry the invalid count as their source.
+    for e in [&five as &dyn std::error::Error, &try_five] {
+        let source = e.source().expect("an invalid count is the source");
+        assert_eq!(source.to_string(), InvalidPermits { permits: 5, cap: 4 }.to_string());
+    }
     assert_eq!(gate.waiters(), 0, "an invalid request never queues");
 
     // A drain waits for every permit, weighted or not.
