@@ -15,7 +15,12 @@ fn gate_contended(c: &mut Criterion) {
     let rt = benches::multi_thread(2);
     for drain_every in [None, Some(DRAIN_EVERY)] {
         for tasks in [2usize, 64, 256] {
-            let workload = Workload { tasks, ops_per_task: TOTAL_OPS / tasks as u64, drain_every };
+            let workload = Workload {
+                tasks,
+                ops_per_task: TOTAL_OPS / tasks as u64,
+                drain_every,
+                cap: benches::CAP,
+            };
             let name = match drain_every {
                 None => format!("gate_contended/{tasks}_tasks"),
                 Some(m) => format!("gate_contended/{tasks}_tasks_drain_every_{m}"),

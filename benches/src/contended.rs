@@ -1,7 +1,7 @@
 //! Many tasks on a 2-worker runtime, each doing K acquire/release pairs
 //! around a tiny critical section ([`critical_section`]), optionally
 //! replacing every M-th acquire with a drain (or the anchor's equivalent:
-//! `acquire_many(CAP)` on a semaphore, `write()` on an `RwLock`).
+//! `acquire_many(cap)` on a semaphore, `write()` on an `RwLock`).
 //!
 //! One [`run`] spawns the tasks, waits for all of them and returns the wall
 //! time from before the first spawn to after the last join; throughput is
@@ -14,16 +14,18 @@ use std::time::{Duration, Instant};
 use drain_gate::DrainGate;
 use tokio::runtime::Runtime;
 
-use crate::{CAP, critical_section};
+#[cfg(doc)]
+use crate::CAP;
+use crate::critical_section;
 
 /// The primitive under contention.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Primitive {
     /// `DrainGate`: `acquire`, drain with `drain`.
     Gate,
-    /// tokio `Semaphore`: `acquire`, drain with `acquire_many(CAP)`.
+    /// tokio `Semaphore`: `acquire`, drain with `acquire_many(cap)`.
     Semaphore,
-    /// tokio `RwLock::with_max_readers(_, CAP)`: `read`, drain with `write`.
+    /// tokio `RwLock::with_max_readers(_, cap)`: `read`, drain with `write`.
     TokioRwLock,
     /// async-lock `RwLock`: `read`, drain with `write`.
     AsyncRwLock,
@@ -68,6 +70,11 @@ pub struct Workload {
     pub ops_per_task: u64,
     /// Every this many operations a task drains instead of acquiring.
     pub drain_every: Option<u64>,
+    /// Read permits of the capped primitives (the gate, both semaphores,
+    /// tokio's `RwLock`); async-lock's `RwLock` has no reader cap. The
+    /// report uses [`CAP`] and, to measure what the gate's batch bound
+    /// costs, the task count.
+    pub cap: usize,
 }
 
 impl Workload {
@@ -90,15 +97,15 @@ pub fn run(rt: &Runtime, primitive: Primitive, workload: Workload) -> Duration {
         "{} has no drain",
         primitive.name()
     );
-    let Workload { tasks, ops_per_task: k, drain_every } = workload;
+    let Workload { tasks, ops_per_task: k, drain_every, cap } = workload;
     let m = drain_every.unwrap_or(u64::MAX);
     rt.block_on(async move {
-        let shared = Shared::new(primitive);
+        let shared = Shared::new(primitive, cap);
         let start = Instant::now();
         let handles: Vec<_> = (0..tasks)
             .map(|t| {
                 let shared = shared.clone();
-                tokio::spawn(async move { shared.work(t as u64, k, m).await })
+                tokio::spawn(async move { shared.work(t as u64, k, m, cap).await })
             })
             .collect();
         let mut sum = 0u64;
@@ -121,25 +128,25 @@ enum Shared {
 }
 
 impl Shared {
-    fn new(primitive: Primitive) -> Self {
-        let cap32 = u32::try_from(CAP).expect("cap fits u32");
+    fn new(primitive: Primitive, cap: usize) -> Self {
+        let cap32 = u32::try_from(cap).expect("cap fits u32");
         match primitive {
-            Primitive::Gate => Shared::Gate(Arc::new(DrainGate::new(CAP))),
-            Primitive::Semaphore => Shared::Semaphore(Arc::new(tokio::sync::Semaphore::new(CAP))),
+            Primitive::Gate => Shared::Gate(Arc::new(DrainGate::new(cap))),
+            Primitive::Semaphore => Shared::Semaphore(Arc::new(tokio::sync::Semaphore::new(cap))),
             Primitive::TokioRwLock => {
                 Shared::TokioRwLock(Arc::new(tokio::sync::RwLock::with_max_readers((), cap32)))
             }
             Primitive::AsyncRwLock => Shared::AsyncRwLock(Arc::new(async_lock::RwLock::new(()))),
             Primitive::AsyncSemaphore => {
-                Shared::AsyncSemaphore(Arc::new(async_lock::Semaphore::new(CAP)))
+                Shared::AsyncSemaphore(Arc::new(async_lock::Semaphore::new(cap)))
             }
         }
     }
 
     /// `k` operations; every `m`-th is a drain. Returns a checksum so the
     /// critical sections are not optimised away.
-    async fn work(&self, seed: u64, k: u64, m: u64) -> u64 {
-        let cap32 = u32::try_from(CAP).expect("cap fits u32");
+    async fn work(&self, seed: u64, k: u64, m: u64, cap: usize) -> u64 {
+        let cap32 = u32::try_from(cap).expect("cap fits u32");
         let mut acc = seed;
         for i in 1..=k {
             let drain = i % m == 0;

@@ -170,8 +170,12 @@ fn gate_contended(rows: &mut Vec<Row>) {
     let rt = benches::multi_thread(2);
     for drain_every in [None, Some(DRAIN_EVERY)] {
         for tasks in [2usize, 64, 256] {
-            let workload =
-                Workload { tasks, ops_per_task: CONTENDED_OPS / tasks as u64, drain_every };
+            let workload = Workload {
+                tasks,
+                ops_per_task: CONTENDED_OPS / tasks as u64,
+                drain_every,
+                cap: benches::CAP,
+            };
             let subjects: Vec<Primitive> = Primitive::ALL
                 .into_iter()
                 .filter(|p| drain_every.is_none() || p.can_drain())
