@@ -291,12 +291,12 @@ impl ColdStorageConfig {
     /// cap 64) a 1-block query takes 1 permit, 1,000 blocks take 10, and
     /// 1,600 or more take 16.
     ///
-    /// `blocks` is the range the backend will read, as it reads the filter:
-    /// signet-cold 0.10's backends take a missing or tag `from` as block 0,
-    /// a missing or tag `to` as the tip, and ignore a `blockHash`, so such
-    /// filters are charged as the scans they are. `None` (the end is the tip
-    /// and the task does not know it yet: it learns it from its own writes)
-    /// takes the quarter.
+    /// `blocks` is the filter's block range as the handle resolves it (see
+    /// [`get_logs`](crate::ColdStorageReadHandle::get_logs)), cut at the
+    /// highest block the task has written: a `blockHash` is 1 block, an
+    /// empty range counts 1. `None` (the range ends at the tip and the task
+    /// does not know it yet: it learns it from its own writes) takes the
+    /// quarter.
     ///
     /// ```
     /// use cold_adapter::ColdStorageConfig;

@@ -83,6 +83,8 @@ pub fn error_kind(err: &ColdStorageError) -> &'static str {
                 "backpressure"
             } else if inner.downcast_ref::<WritesHalted>().is_some() {
                 "halted"
+            } else if inner.downcast_ref::<crate::InvalidBlockRange>().is_some() {
+                "invalid_filter"
             } else {
                 "backend"
             }

@@ -333,9 +333,31 @@ macro_rules! read_methods {
         /// Gets the logs matching `filter`, ordered by (block, transaction,
         /// log index), with `eth_getLogs` semantics.
         ///
-        /// Fails with
-        /// [`ColdStorageError::TooManyLogs`](signet_cold::ColdStorageError::TooManyLogs)
-        /// rather than return more than `max_logs` logs.
+        /// # Block range
+        ///
+        /// The handle resolves the filter's blocks itself, the same way over
+        /// every backend (signet-cold 0.10's backends disagree, and some
+        /// answer wrongly), as geth does for `eth_getLogs`, against the
+        /// store as it is when the query runs (no write commits between):
+        ///
+        /// - a missing `fromBlock` or `toBlock` is `latest`; `latest`,
+        ///   `safe`, `finalized` and `pending` are the highest stored block
+        ///   (cold storage only holds blocks the node has made final);
+        ///   `earliest` is block 0; a `toBlock` above that block is that
+        ///   block;
+        /// - a `blockHash` is exactly that block, and a hash no stored block
+        ///   has fails with
+        ///   [`ColdStorageError::NotFound`](signet_cold::ColdStorageError::NotFound)
+        ///   (geth: "unknown block"), never all logs or silently none;
+        /// - explicit numbers with `fromBlock` above `toBlock` fail with
+        ///   [`InvalidBlockRange`](crate::InvalidBlockRange) (geth: "invalid
+        ///   block range params"); a range empty only once tags resolve, or
+        ///   that starts above the highest stored block, or an empty store,
+        ///   returns no logs.
+        ///
+        /// More than `max_logs` matching logs fail with
+        /// [`ColdStorageError::TooManyLogs`](signet_cold::ColdStorageError::TooManyLogs),
+        /// over every backend, rather than return a partial list.
         ///
         /// A query takes read permits in proportion to the blocks it spans
         /// (at most a quarter of the read cap), so wide scans cannot fill
@@ -343,6 +365,8 @@ macro_rules! read_methods {
         /// [`ColdStorageConfig::log_query_permits`](crate::ColdStorageConfig::log_query_permits).
         ///
         #[doc = $crate::read_handle::read_errors!()]
+        ///
+        /// Also the errors under *Block range* and `TooManyLogs` above.
         ///
         #[doc = $crate::read_handle::read_cancel_safety!()]
         pub async fn get_logs(
@@ -360,17 +384,19 @@ macro_rules! read_methods {
         /// [stream cap](crate::ColdStorageConfig::with_stream_cap) produce at
         /// once, and a call above it waits for a slot. `deadline` is clamped
         /// to the [maximum](crate::ColdStorageConfig::with_max_stream_deadline)
-        /// and counts from when production starts. An open-ended filter's
-        /// "latest" is resolved first, bounded by the backend's
-        /// `read_timeout` (500 ms when it has none). Dropping the stream stops
-        /// production and frees the slot.
+        /// and counts from when production starts. The filter's block range
+        /// is resolved first, as [`get_logs`](Self::get_logs) resolves it,
+        /// bounded by the backend's `read_timeout` (500 ms when it has none).
+        /// Dropping the stream stops production and frees the slot.
         ///
         /// # Errors
         ///
         /// - [`ColdStorageError::TaskTerminated`](signet_cold::ColdStorageError::TaskTerminated)
         ///   once the task has shut down.
         /// - [`ColdStorageError::DeadlineExceeded`](signet_cold::ColdStorageError::DeadlineExceeded)
-        ///   when resolving "latest" took longer than the bound above.
+        ///   when resolving the range took longer than the bound above.
+        /// - The range errors of [`get_logs`](Self::get_logs) (an unknown
+        ///   `blockHash`, `fromBlock` above `toBlock`).
         /// - Errors met while producing (too many logs, stream deadline,
         ///   reorg, backend failure) arrive as the stream's last item.
         ///

@@ -31,7 +31,7 @@ use crate::{
     Shared,
     cache::ColdCache,
     error::BackendPanicked,
-    error_kind, is_transient,
+    error_kind, is_transient, logs,
     metrics::{self, InFlight},
 };
 use alloy::primitives::{B256, BlockNumber};
@@ -304,22 +304,6 @@ macro_rules! call {
 
 fn keep_nothing<T>(_: &ColdCache, _: &T) {}
 
-/// Blocks the backend reads for `filter`, ends included: what it is charged
-/// by. signet-cold 0.10's backends read a missing or tag `from` as 0 and a
-/// missing or tag `to` as no end, and ignore a `blockHash`
-/// (`get_from_block().unwrap_or(0)` .. `get_to_block().unwrap_or(u64::MAX)`),
-/// so that is the range counted here, with its end cut at `tip`. `None` if
-/// the end is the tip and no tip is known. From above to spans one block.
-pub(crate) fn log_span(filter: &Filter, tip: Option<u64>) -> Option<u64> {
-    let from = filter.get_from_block().unwrap_or(0);
-    let to = match (filter.get_to_block(), tip) {
-        (Some(to), Some(tip)) => to.min(tip),
-        (Some(to), None) => to,
-        (None, tip) => tip?,
-    };
-    Some(to.saturating_sub(from).saturating_add(1))
-}
-
 impl Shared {
     pub(crate) async fn get_header(
         self: &Arc<Self>,
@@ -444,10 +428,26 @@ impl Shared {
         filter: Filter,
         max_logs: usize,
     ) -> ColdResult<Vec<RpcLog>> {
-        let permits = self.config.log_query_permits(log_span(&filter, self.tip()));
+        if let Err(err) = logs::check(&filter) {
+            metrics::op_error("get_logs", error_kind(&err));
+            return Err(err);
+        }
+        let permits = self.config.log_query_permits(logs::span(&filter, self.tip()));
         let make = move |b: Arc<dyn DynColdStorageBackend>| -> Call<Vec<RpcLog>> {
             let filter = filter.clone();
-            Box::pin(async move { b.dyn_get_logs(&filter, max_logs).await })
+            Box::pin(async move {
+                // Under the query's permit: no write commits between the
+                // lookup of the range and the query over it.
+                let Some(range) = logs::resolve(&*b, &filter, false).await? else {
+                    return Ok(Vec::new());
+                };
+                let found = b.dyn_get_logs(&logs::with_range(&filter, range), max_logs).await?;
+                // Every backend alike: more than `max_logs` is an error.
+                if found.len() > max_logs {
+                    return Err(ColdStorageError::TooManyLogs { limit: max_logs });
+                }
+                Ok(found)
+            })
         };
         self.read_weighted("get_logs", permits, make, keep_nothing).await
     }

@@ -3,20 +3,67 @@
 use crate::{
     Shared,
     error::BackendPanicked,
+    logs,
     metrics::{self, InFlight},
 };
+use alloy::primitives::BlockNumber;
 use futures_util::FutureExt;
-use signet_cold::{ColdResult, ColdStorageError, Filter, LogStream, StreamParams};
+use signet_cold::{ColdResult, ColdStorageError, Filter, LogStream, RpcLog, StreamParams};
 use std::{panic::AssertUnwindSafe, sync::Arc, time::Duration};
 use tokio::{sync::mpsc, time::Instant};
 use tokio_stream::wrappers::ReceiverStream;
 
-/// Bound on resolving "latest" for an open-ended stream when the backend
-/// advertises no `read_timeout`.
+/// Bound on resolving a stream's range (the tip, or a block hash) when the
+/// backend advertises no `read_timeout`.
 pub(crate) const DEFAULT_STREAM_SETUP_TIMEOUT: Duration = Duration::from_millis(500);
 
-/// Items a stream producer may buffer ahead of its consumer.
+/// Items a stream may buffer ahead of its consumer.
 const STREAM_CHANNEL_BUFFER: usize = 256;
+
+/// Items a backend's producer may buffer ahead of [`forward`].
+const PRODUCER_BUFFER: usize = 16;
+
+/// Forwards a producer's items to the consumer, holding the stream to
+/// `max_logs` the way `get_logs` is held: more matching logs than that end
+/// the stream with `TooManyLogs { limit: max_logs }`.
+///
+/// signet-cold 0.10's producers stop quietly once they have sent
+/// `max_logs` logs (and, for a limit of 0, after the first block), so a
+/// stream with more matches than the limit would end as if complete. Asked
+/// for one more than the limit, they send that one (or fail with
+/// `TooManyLogs` themselves); either becomes the error here. Sends to the
+/// consumer are bounded by the stream's deadline, as the producers' are.
+async fn forward(
+    mut produced: mpsc::Receiver<ColdResult<RpcLog>>,
+    consumer: mpsc::Sender<ColdResult<RpcLog>>,
+    max_logs: usize,
+    deadline: Instant,
+) {
+    let mut sent = 0usize;
+    while let Some(item) = produced.recv().await {
+        let item = match item {
+            Ok(_) if sent == max_logs => Err(ColdStorageError::TooManyLogs { limit: max_logs }),
+            Err(ColdStorageError::TooManyLogs { .. }) => {
+                Err(ColdStorageError::TooManyLogs { limit: max_logs })
+            }
+            item => item,
+        };
+        let last = item.is_err();
+        match tokio::time::timeout_at(deadline, consumer.send(item)).await {
+            Ok(Ok(())) => {}
+            // The consumer dropped the stream.
+            Ok(Err(_)) => return,
+            Err(_) => {
+                let _ = consumer.send(Err(ColdStorageError::StreamDeadlineExceeded)).await;
+                return;
+            }
+        }
+        if last {
+            return;
+        }
+        sent += 1;
+    }
+}
 
 impl Shared {
     pub(crate) async fn stream_logs(
@@ -29,14 +76,12 @@ impl Shared {
         if tokio::runtime::Handle::try_current().is_err() {
             return Err(ColdStorageError::backend(crate::error::NoRuntime));
         }
-        let from = filter.get_from_block().unwrap_or(0);
-        let to = match filter.get_to_block() {
-            Some(to) => to,
-            None => match self.resolve_latest().await? {
-                Some(latest) => latest,
-                None => return Ok(ReceiverStream::new(mpsc::channel(1).1)),
-            },
+        logs::check(&filter)?;
+        let Some((from, to)) = self.resolve_range(&filter).await? else {
+            // Nothing stored in range: a stream that ends at once.
+            return Ok(ReceiverStream::new(mpsc::channel(1).1));
         };
+        let filter = logs::with_range(&filter, (from, to));
 
         let Ok(permit) = self.streams.clone().acquire_owned().await else {
             return Err(ColdStorageError::TaskTerminated);
@@ -50,8 +95,21 @@ impl Shared {
             let _permit = permit;
             let _active = InFlight::stream();
             let started = Instant::now();
-            let params = StreamParams { from, to, max_logs, sender, deadline };
-            let produce = AssertUnwindSafe(backend.dyn_produce_log_stream(&filter, params));
+            // The producer is asked for one log more than the limit, and
+            // `forward` turns that one into the error (see there).
+            let (inner, produced) = mpsc::channel(PRODUCER_BUFFER);
+            let params = StreamParams {
+                from,
+                to,
+                max_logs: max_logs.saturating_add(1),
+                sender: inner,
+                deadline,
+            };
+            let produce =
+                AssertUnwindSafe(backend.dyn_produce_log_stream(&filter, params)).catch_unwind();
+            let produce = async move {
+                tokio::join!(produce, forward(produced, sender, max_logs, deadline)).0
+            };
             tokio::select! {
                 biased;
                 // The consumer dropped the stream: stop and free the permit now.
@@ -60,7 +118,7 @@ impl Shared {
                 () = shutdown.cancelled() => {
                     let _ = watcher.try_send(Err(ColdStorageError::TaskTerminated));
                 }
-                outcome = produce.catch_unwind() => {
+                outcome = produce => {
                     if let Err(payload) = outcome {
                         let err = BackendPanicked::from_payload("stream_logs", &*payload);
                         metrics::op_error("stream_logs", "panic");
@@ -73,17 +131,15 @@ impl Shared {
         Ok(ReceiverStream::new(receiver))
     }
 
-    /// The tip, for an open-ended stream: bounded by the backend's read
-    /// timeout, a panic returned as [`BackendPanicked`].
-    async fn resolve_latest(&self) -> ColdResult<Option<alloy::primitives::BlockNumber>> {
+    /// The stream's range of stored blocks (see [`logs::resolve`]): bounded
+    /// by the backend's read timeout, a panic returned as [`BackendPanicked`].
+    async fn resolve_range(
+        &self,
+        filter: &Filter,
+    ) -> ColdResult<Option<(BlockNumber, BlockNumber)>> {
         let limit = self.backend.dyn_read_timeout().unwrap_or(DEFAULT_STREAM_SETUP_TIMEOUT);
-        let call =
-            std::panic::catch_unwind(AssertUnwindSafe(|| self.backend.dyn_get_latest_block()));
-        let latest = match call {
-            Ok(call) => tokio::time::timeout(limit, AssertUnwindSafe(call).catch_unwind()).await,
-            Err(payload) => Ok(Err(payload)),
-        };
-        match latest {
+        let call = AssertUnwindSafe(logs::resolve(&*self.backend, filter, true)).catch_unwind();
+        match tokio::time::timeout(limit, call).await {
             Err(_) => {
                 metrics::op_error("stream_logs", "deadline");
                 Err(ColdStorageError::DeadlineExceeded(limit))
@@ -95,7 +151,7 @@ impl Shared {
                     &*payload,
                 )))
             }
-            Ok(Ok(latest)) => latest,
+            Ok(Ok(range)) => range,
         }
     }
 }

@@ -350,10 +350,10 @@ async fn writes_queued_at_shutdown_run_in_arrival_order_sqlite() {
     writes_queued_at_shutdown_run_in_arrival_order(store.backend.clone(), "sqlite").await;
 }
 
-/// A `get_logs` takes read permits by the blocks the backend will read (at
+/// A `get_logs` takes read permits by the blocks it spans once resolved (at
 /// read cap 8, at most 2): four whole-store queries fill the cap, a 1-block
-/// query takes 1, and open ends, tags and `blockHash` filters are charged as
-/// the scans to the tip they are.
+/// query takes 1, and open ends, tags and `blockHash` filters are charged by
+/// the range they resolve to.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wide_log_queries_take_permits_by_span() {
     let backend = ParkedBackend::closed(MemColdBackend::new());
@@ -393,26 +393,31 @@ async fn wide_log_queries_take_permits_by_span() {
         done.unwrap().unwrap();
     }
 
-    // Charged as the backend reads the filter: a tag or missing bound, and
-    // a `blockHash` (which signet-cold 0.10's backends ignore), are scans
-    // from block 0 to the tip (3): 4 blocks, 2 permits at 2 blocks each.
+    // Charged as the handle resolves the filter, cut at the tip (3): a
+    // missing bound or a tag is the tip (1 block), a `blockHash` 1 block,
+    // an explicit 0..=1000 the 4 stored blocks (2 permits at 2 blocks
+    // each). Resolving a tag or a hash is a backend call of its own (the
+    // tip, the header) under the same permits, before the query itself.
     let parked = ParkedBackend::closed(MemColdBackend::new());
     let config = ColdStorageConfig::default().with_read_cap(8).with_log_blocks_per_permit(2);
     let run2 = start(parked.clone(), config);
     let blocks = chain(3);
     let hash = blocks[1].header.hash();
     run2.handle.append_blocks(blocks).await.unwrap();
-    for filter in [
-        Filter::new(),
-        Filter::new().from_block(alloy::rpc::types::BlockNumberOrTag::Latest),
-        Filter::new().at_block_hash(hash),
-        Filter::new().from_block(0u64).to_block(1_000u64),
+    for (filter, permits, calls) in [
+        (Filter::new(), 1, 2),
+        (Filter::new().from_block(alloy::rpc::types::BlockNumberOrTag::Latest), 1, 2),
+        (Filter::new().from_block(0u64), 2, 2),
+        (Filter::new().at_block_hash(hash), 1, 2),
+        (Filter::new().from_block(0u64).to_block(1_000u64), 2, 1),
     ] {
         let h = run2.handle.clone();
         let query = tokio::spawn(async move { h.get_logs(filter, 1_000).await });
-        parked.wait_parked(1).await;
-        assert_eq!(run2.handle.health().reads_in_flight, 2);
-        parked.release(1);
+        for _ in 0..calls {
+            parked.wait_parked(1).await;
+            assert_eq!(run2.handle.health().reads_in_flight, permits);
+            parked.release(1);
+        }
         query.await.unwrap().unwrap();
     }
     run2.stop().await;

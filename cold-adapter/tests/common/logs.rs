@@ -1,0 +1,294 @@
+//! `eth_getLogs` through the handle: the cases L01–L09 of
+//! `../shared/cases/logs-semantics.md` and the answer each is checked
+//! against, computed from the generated chain alone.
+//!
+//! Every case runs over whatever backend the caller starts the task on, so
+//! `tests/logs.rs` runs them over mem and SQLite and `tests/postgres.rs`
+//! over Postgres.
+
+use alloy::{
+    primitives::{B256, Log},
+    rpc::types::{BlockNumberOrTag, FilterBlockOption},
+};
+use cold_adapter::{ColdStorageHandle, InvalidBlockRange};
+use futures_util::StreamExt;
+use signet_cold::{BlockData, ColdResult, ColdStorageError, Filter, RpcLog};
+use std::time::Duration;
+
+/// One log as the handle must return it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    pub block: u64,
+    pub block_hash: B256,
+    pub tx_index: u64,
+    pub log_index: u64,
+    pub log: Log,
+}
+
+/// What a query must come to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    Logs(Vec<Found>),
+    /// `ColdStorageError::NotFound`: an unknown block hash.
+    UnknownBlock,
+    /// `InvalidBlockRange`: explicit `fromBlock` above `toBlock`.
+    InvalidRange,
+    /// `ColdStorageError::TooManyLogs`.
+    TooMany,
+}
+
+impl Outcome {
+    pub fn logs(&self) -> &[Found] {
+        match self {
+            Outcome::Logs(logs) => logs,
+            other => panic!("expected logs, got {other:?}"),
+        }
+    }
+}
+
+fn found(log: &RpcLog) -> Found {
+    Found {
+        block: log.block_number.expect("block number"),
+        block_hash: log.block_hash.expect("block hash"),
+        tx_index: log.transaction_index.expect("transaction index"),
+        log_index: log.log_index.expect("log index"),
+        log: log.inner.clone(),
+    }
+}
+
+fn outcome_of_err(err: ColdStorageError) -> Outcome {
+    match err {
+        ColdStorageError::NotFound(_) => Outcome::UnknownBlock,
+        ColdStorageError::TooManyLogs { .. } => Outcome::TooMany,
+        ColdStorageError::Backend(inner) if inner.downcast_ref::<InvalidBlockRange>().is_some() => {
+            Outcome::InvalidRange
+        }
+        other => panic!("unexpected error: {other}"),
+    }
+}
+
+/// The answer for `filter` over a store holding exactly `blocks` (in
+/// order, contiguous), by the rules on `get_logs`: computed from the
+/// blocks, not from any backend.
+pub fn expected(blocks: &[BlockData], filter: &Filter, max_logs: usize) -> Outcome {
+    let tip = blocks.last().map(|b| b.header.number);
+    let range = match filter.block_option {
+        FilterBlockOption::AtBlockHash(hash) => {
+            match blocks.iter().find(|b| b.header.hash() == hash) {
+                Some(b) => Some((b.header.number, b.header.number)),
+                None => return Outcome::UnknownBlock,
+            }
+        }
+        FilterBlockOption::Range { from_block, to_block } => {
+            if let (Some(BlockNumberOrTag::Number(from)), Some(BlockNumberOrTag::Number(to))) =
+                (from_block, to_block)
+                && from > to
+            {
+                return Outcome::InvalidRange;
+            }
+            tip.and_then(|tip| {
+                let at = |bound: Option<BlockNumberOrTag>| match bound {
+                    Some(BlockNumberOrTag::Number(n)) => n,
+                    Some(BlockNumberOrTag::Earliest) => 0,
+                    _ => tip,
+                };
+                let (from, to) = (at(from_block), at(to_block).min(tip));
+                (from <= to).then_some((from, to))
+            })
+        }
+    };
+    let Some((from, to)) = range else { return Outcome::Logs(Vec::new()) };
+    let mut logs = Vec::new();
+    for block in blocks.iter().filter(|b| (from..=to).contains(&b.header.number)) {
+        let mut log_index = 0;
+        for (tx_index, receipt) in block.receipts.iter().enumerate() {
+            for log in &receipt.inner.logs {
+                if matches(filter, log) {
+                    logs.push(Found {
+                        block: block.header.number,
+                        block_hash: block.header.hash(),
+                        tx_index: tx_index as u64,
+                        log_index,
+                        log: log.clone(),
+                    });
+                }
+                log_index += 1;
+            }
+        }
+    }
+    if logs.len() > max_logs { Outcome::TooMany } else { Outcome::Logs(logs) }
+}
+
+/// Address and topics, as `eth_getLogs` matches them: each set given must
+/// contain the log's value at that place.
+fn matches(filter: &Filter, log: &Log) -> bool {
+    let address_ok = filter.address.is_empty() || filter.address.iter().any(|a| *a == log.address);
+    let topics_ok = filter.topics.iter().enumerate().all(|(i, wanted)| {
+        wanted.is_empty() || log.topics().get(i).is_some_and(|t| wanted.iter().any(|w| w == t))
+    });
+    address_ok && topics_ok
+}
+
+/// `get_logs` through the handle, as an [`Outcome`].
+pub async fn get(h: &ColdStorageHandle, filter: Filter, max_logs: usize) -> Outcome {
+    match h.get_logs(filter, max_logs).await {
+        Ok(logs) => Outcome::Logs(logs.iter().map(found).collect()),
+        Err(err) => outcome_of_err(err),
+    }
+}
+
+/// `stream_logs` through the handle, as an [`Outcome`].
+pub async fn stream(h: &ColdStorageHandle, filter: Filter, max_logs: usize) -> Outcome {
+    let stream = match h.stream_logs(filter, max_logs, Duration::from_secs(30)).await {
+        Ok(stream) => stream,
+        Err(err) => return outcome_of_err(err),
+    };
+    let items: Vec<ColdResult<RpcLog>> = stream.collect().await;
+    let mut logs = Vec::new();
+    for item in items {
+        match item {
+            Ok(log) => logs.push(found(&log)),
+            Err(err) => return outcome_of_err(err),
+        }
+    }
+    Outcome::Logs(logs)
+}
+
+/// Checks `filter` through `get_logs` and `stream_logs` (L08) against
+/// [`expected`].
+pub async fn check(
+    h: &ColdStorageHandle,
+    blocks: &[BlockData],
+    what: &str,
+    filter: Filter,
+    max_logs: usize,
+) -> Outcome {
+    let want = expected(blocks, &filter, max_logs);
+    same(&get(h, filter.clone(), max_logs).await, &want, &format!("{what}: get_logs"));
+    same(&stream(h, filter, max_logs).await, &want, &format!("{what}: stream_logs"));
+    want
+}
+
+/// `got == want`, or a panic that says where they part, briefly.
+fn same(got: &Outcome, want: &Outcome, what: &str) {
+    if got == want {
+        return;
+    }
+    let brief = |o: &Outcome| match o {
+        Outcome::Logs(logs) => format!(
+            "{} logs in blocks {:?}",
+            logs.len(),
+            logs.iter().map(|l| l.block).collect::<std::collections::BTreeSet<_>>()
+        ),
+        other => format!("{other:?}"),
+    };
+    panic!("{what}: got {}, want {}", brief(got), brief(want));
+}
+
+/// The fixture: blocks 1..=5, with logs from a few addresses and topics.
+pub fn fixture() -> Vec<BlockData> {
+    super::chain(5)
+}
+
+/// Runs L01–L07 (each through `get_logs` and, L08, `stream_logs`) on a task
+/// whose store holds exactly [`fixture`], then L09 (a reorg) on it.
+pub async fn all_cases(h: &ColdStorageHandle, backend: &str) {
+    let blocks = fixture();
+    h.append_blocks(blocks.clone()).await.unwrap();
+    let all = usize::MAX;
+
+    // L01: open-ended is every log up to the tip.
+    let open = check(h, &blocks, "L01 open", Filter::new().from_block(0u64), all).await;
+    let closed =
+        check(h, &blocks, "L01 closed", Filter::new().from_block(0u64).to_block(5u64), all).await;
+    assert_eq!(open, closed, "L01 {backend}");
+    assert!(open.logs().len() > 10, "L01 {backend}: the fixture has logs");
+
+    // L02: a block hash is exactly that block.
+    let hash3 = blocks[2].header.hash();
+    let at3 = check(h, &blocks, "L02", Filter::new().at_block_hash(hash3), all).await;
+    assert!(!at3.logs().is_empty() && at3.logs().iter().all(|l| l.block == 3), "L02 {backend}");
+
+    // L03: an unknown hash is the unknown-block error.
+    let unknown = check(h, &blocks, "L03", Filter::new().at_block_hash(B256::repeat_byte(7)), all);
+    assert_eq!(unknown.await, Outcome::UnknownBlock, "L03 {backend}");
+
+    // L04: tags, and a toBlock above the tip.
+    let earliest = Filter::new().from_block(BlockNumberOrTag::Earliest);
+    assert_eq!(check(h, &blocks, "L04 earliest", earliest, all).await, open, "L04 {backend}");
+    for tag in [
+        BlockNumberOrTag::Latest,
+        BlockNumberOrTag::Safe,
+        BlockNumberOrTag::Finalized,
+        BlockNumberOrTag::Pending,
+    ] {
+        let to_tag = Filter::new().from_block(0u64).to_block(tag);
+        assert_eq!(check(h, &blocks, "L04 to tag", to_tag, all).await, open, "L04 {backend}");
+        let at_tip = check(h, &blocks, "L04 tag", Filter::new().from_block(tag).to_block(tag), all);
+        assert!(at_tip.await.logs().iter().all(|l| l.block == 5), "L04 {backend}: {tag:?}");
+    }
+    let above = Filter::new().from_block(2u64).to_block(1_000u64);
+    let above = check(h, &blocks, "L04 above the tip", above, all).await;
+    assert_eq!(above, check(h, &blocks, "L04", Filter::new().from_block(2u64), all).await);
+    let huge = Filter::new().from_block(0u64).to_block(u64::MAX);
+    assert_eq!(check(h, &blocks, "L04 u64::MAX", huge, all).await, open, "L04 {backend}");
+
+    // L05: from above to is geth's invalid-range error; empty once tags resolve.
+    let backwards = Filter::new().from_block(4u64).to_block(2u64);
+    assert_eq!(check(h, &blocks, "L05", backwards, all).await, Outcome::InvalidRange);
+    let tag_backwards = Filter::new().from_block(BlockNumberOrTag::Latest).to_block(2u64);
+    assert_eq!(check(h, &blocks, "L05 tags", tag_backwards, all).await, Outcome::Logs(vec![]));
+    let past_tip = Filter::new().from_block(9u64);
+    assert_eq!(check(h, &blocks, "L05 past tip", past_tip, all).await, Outcome::Logs(vec![]));
+
+    // L06: address and topic filters with every range form.
+    let address = open.logs()[0].log.address;
+    let topic0 = open.logs()[0].log.topics()[0];
+    let ranges = [
+        Filter::new().from_block(0u64),
+        Filter::new().from_block(1u64).to_block(5u64),
+        Filter::new().at_block_hash(hash3),
+        Filter::new().from_block(BlockNumberOrTag::Earliest).to_block(BlockNumberOrTag::Latest),
+        Filter::new().from_block(3u64).to_block(99u64),
+    ];
+    for range in ranges {
+        for filter in [
+            range.clone().address(address),
+            range.clone().event_signature(topic0),
+            range.clone().address(address).event_signature(topic0),
+            range.clone().address(vec![address, open.logs().last().unwrap().log.address]),
+        ] {
+            check(h, &blocks, "L06", filter, all).await;
+        }
+    }
+
+    // L07: max_logs, the same on every backend.
+    let n = at3.logs().len();
+    let block3 = Filter::new().at_block_hash(hash3);
+    assert_eq!(check(h, &blocks, "L07 at max", block3.clone(), n).await, at3, "L07 {backend}");
+    assert_eq!(check(h, &blocks, "L07 over", block3, n - 1).await, Outcome::TooMany);
+    let wide = Filter::new().from_block(0u64);
+    assert_eq!(check(h, &blocks, "L07 open over", wide, 3).await, Outcome::TooMany);
+
+    // L09: a reorg. Blocks 4 and 5 replaced by another branch; an open-ended
+    // query after the truncate has completed sees only the new branch.
+    h.truncate_above(3).await.unwrap();
+    let new_branch =
+        cold_adapter::soak::chain::ChainSpec::with_seed(7).blocks(4, 5, 1, blocks[2].header.hash());
+    h.append_blocks(new_branch.clone()).await.unwrap();
+    let reorged: Vec<BlockData> = blocks[..3].iter().cloned().chain(new_branch).collect();
+    let after = check(h, &reorged, "L09", Filter::new().from_block(0u64), all).await;
+    assert!(after.logs().iter().all(|l| l.block < 4 || l.block_hash != blocks[3].header.hash()));
+    assert_eq!(
+        check(
+            h,
+            &reorged,
+            "L09 old hash",
+            Filter::new().at_block_hash(blocks[4].header.hash()),
+            all
+        )
+        .await,
+        Outcome::UnknownBlock,
+        "L09 {backend}: a reorged-out block is unknown"
+    );
+}
