@@ -42,13 +42,13 @@ fn main() {
         for (label, per_permit) in [("one permit per query", u64::MAX), ("by span (default)", 100)]
         {
             let dir = tempfile::tempdir().unwrap();
-            let url = cold_adapter::soak::backend::sqlite_url(&dir.path().join("cold.db"));
+            let url = cold_testkit::sqlite_url(&dir.path().join("cold.db"));
             let backend = SqlColdBackend::connect(&url).await.unwrap();
             let cancel = CancellationToken::new();
             let config = ColdStorageConfig::default().with_log_blocks_per_permit(per_permit);
             let (task, handle) = ColdStorageTask::with_config(backend, cancel.clone(), config);
             let task = tokio::spawn(task.run());
-            let chain = cold_adapter::soak::chain::ChainSpec::with_seed(5);
+            let chain = cold_testkit::chain::ChainSpec::with_seed(5);
             for first in (1..=BLOCKS).step_by(100) {
                 let blocks = chain.blocks(first, first + 99, 0, Default::default());
                 handle.append_blocks(blocks).await.unwrap();

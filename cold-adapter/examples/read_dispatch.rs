@@ -24,7 +24,7 @@ fn main() {
         let cancel = CancellationToken::new();
         let handle = ColdStorageTask::spawn(MemColdBackend::new(), cancel.clone());
         let blocks =
-            cold_adapter::soak::chain::ChainSpec::with_seed(3).blocks(1, 64, 0, Default::default());
+            cold_testkit::chain::ChainSpec::with_seed(3).blocks(1, 64, 0, Default::default());
         let hashes: Vec<_> = blocks.iter().map(|b| b.header.hash()).collect();
         handle.append_blocks(blocks).await.unwrap();
 

@@ -141,7 +141,6 @@ pub mod metrics;
 mod read_handle;
 mod reads;
 mod shared;
-pub mod soak;
 mod streams;
 mod task;
 mod writes;

@@ -205,7 +205,7 @@ struct ChainExt;
 impl ChainExt {
     fn next_block(blocks: &[BlockData]) -> BlockData {
         let last = blocks.last().expect("a chain");
-        cold_adapter::soak::chain::ChainSpec::with_seed(7).block(
+        cold_testkit::chain::ChainSpec::with_seed(7).block(
             last.block_number() + 1,
             0,
             last.header.hash(),
@@ -286,7 +286,7 @@ async fn f03_a_halt_at_block_0_is_cleared_by_truncate_above_0() {
     let inner = mem().backend;
     let backend = FaultyBackend::new(inner.clone());
     let task = start(backend.clone(), quick());
-    let spec = cold_adapter::soak::chain::ChainSpec::with_seed(9);
+    let spec = cold_testkit::chain::ChainSpec::with_seed(9);
     let genesis = spec.block(0, 0, Default::default());
     backend.fail_writes(Some(0), WriteFault::Permanent, 1);
     assert!(task.handle.append_block(genesis.clone()).await.is_err());
@@ -604,7 +604,7 @@ async fn f07_transient_read_faults_are_retried() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn f08_reappending_block_0_is_not_served_stale() {
-    let spec = cold_adapter::soak::chain::ChainSpec::with_seed(9);
+    let spec = cold_testkit::chain::ChainSpec::with_seed(9);
     let (old, new) = (spec.block(0, 0, Default::default()), spec.block(0, 1, Default::default()));
     assert_ne!(old.header.hash(), new.header.hash());
     let task = start(mem().backend, quick());

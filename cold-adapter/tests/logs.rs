@@ -78,22 +78,19 @@ fn filter(tip: u64) -> impl Strategy<Value = (Filter, Option<u64>)> {
         }),
         1 => (1..=tip + 1).prop_map(|n| (FilterBlockOption::AtBlockHash(B256::ZERO), Some(n))),
     ];
-    let addresses = prop::collection::vec(0..cold_adapter::soak::chain::CONTRACTS, 0..3);
-    let topics = prop::collection::vec(0..cold_adapter::soak::chain::EVENTS, 0..3);
+    let addresses = prop::collection::vec(0..cold_testkit::chain::CONTRACTS, 0..3);
+    let topics = prop::collection::vec(0..cold_testkit::chain::EVENTS, 0..3);
     (block_option, addresses, topics).prop_map(|((block_option, hash_of), addresses, topics)| {
         let mut filter = Filter::new();
         filter.block_option = block_option;
         if !addresses.is_empty() {
             filter = filter.address(
-                addresses.into_iter().map(cold_adapter::soak::chain::contract).collect::<Vec<_>>(),
+                addresses.into_iter().map(cold_testkit::chain::contract).collect::<Vec<_>>(),
             );
         }
         if !topics.is_empty() {
             filter = filter.event_signature(
-                topics
-                    .into_iter()
-                    .map(cold_adapter::soak::chain::event_signature)
-                    .collect::<Vec<_>>(),
+                topics.into_iter().map(cold_testkit::chain::event_signature).collect::<Vec<_>>(),
             );
         }
         (filter, hash_of)
@@ -130,7 +127,7 @@ proptest! {
 
 async fn differential(seed: u64, tip: u64, queries: Vec<(Filter, Option<u64>, usize)>) {
     let blocks: Vec<BlockData> =
-        cold_adapter::soak::chain::ChainSpec::with_seed(seed).blocks(1, tip, 0, Default::default());
+        cold_testkit::chain::ChainSpec::with_seed(seed).blocks(1, tip, 0, Default::default());
     let store = common::sqlite().await;
     let runs = [
         (common::start(common::mem().backend, ColdStorageConfig::default()), "mem"),

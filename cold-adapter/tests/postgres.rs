@@ -1,5 +1,5 @@
-//! The roundtrip, signet-cold's conformance suite and a short soak over
-//! Postgres, each in a fresh database created and dropped by the test.
+//! The roundtrip, signet-cold's conformance suite and connection kills
+//! over Postgres, each in a fresh database created and dropped by the test.
 //!
 //! Runs only with the `postgres` feature and `DATABASE_URL` set (a server
 //! where that user may create databases); otherwise each test prints why it
@@ -184,26 +184,6 @@ mod pg {
             cancel.cancel();
             guard("run()", run).await.unwrap();
             assert_eq!(handle.health().writes_lost, 0);
-        })
-        .await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn postgres_short_soak() {
-        in_fresh_database("soak", |url| async move {
-            let config = cold_adapter::soak::SoakConfig {
-                backend: Some(url.parse().expect("a postgres URL")),
-                duration: Duration::from_secs(3),
-                readers: 64,
-                block_interval: Duration::from_millis(20),
-                reorg_every: 10,
-                initial_blocks: 16,
-                progress: false,
-                ..Default::default()
-            };
-            let report = cold_adapter::soak::run(config).await.expect("soak runs");
-            println!("{report}");
-            assert!(report.passed(), "{report}");
         })
         .await;
     }

@@ -279,7 +279,7 @@ async fn reappending_a_number_evicts_its_cached_header() {
     handle.append_blocks(chain(5)).await.unwrap();
     let old = handle.get_header_by_number(3).await.unwrap().unwrap(); // now cached
     let other_branch =
-        cold_adapter::soak::chain::ChainSpec::with_seed(7).blocks(3, 3, 1, Default::default());
+        cold_testkit::chain::ChainSpec::with_seed(7).blocks(3, 3, 1, Default::default());
     let new_hash = other_branch[0].header.hash();
     assert_ne!(old.hash(), new_hash);
     handle.append_blocks(other_branch).await.unwrap();

@@ -274,7 +274,7 @@ pub async fn all_cases(h: &ColdStorageHandle, backend: &str) {
     // query after the truncate has completed sees only the new branch.
     h.truncate_above(3).await.unwrap();
     let new_branch =
-        cold_adapter::soak::chain::ChainSpec::with_seed(7).blocks(4, 5, 1, blocks[2].header.hash());
+        cold_testkit::chain::ChainSpec::with_seed(7).blocks(4, 5, 1, blocks[2].header.hash());
     h.append_blocks(new_branch.clone()).await.unwrap();
     let reorged: Vec<BlockData> = blocks[..3].iter().cloned().chain(new_branch).collect();
     let after = check(h, &reorged, "L09", Filter::new().from_block(0u64), all).await;

@@ -53,7 +53,7 @@ pub fn mem() -> Store<MemColdBackend> {
 /// A fresh SQLite file through the same URL form `cold-soak` uses.
 pub async fn sqlite() -> Store<SqlColdBackend> {
     let dir = tempfile::tempdir().expect("temp dir");
-    let url = cold_adapter::soak::backend::sqlite_url(&dir.path().join("cold.db"));
+    let url = cold_testkit::sqlite_url(&dir.path().join("cold.db"));
     let backend = SqlColdBackend::connect(&url).await.expect("sqlite connects");
     Store { backend, name: "sqlite", _dir: Some(dir) }
 }
@@ -83,5 +83,5 @@ impl Running {
 
 /// Blocks `1..=n` of branch 0 from the soak's generator.
 pub fn chain(n: u64) -> Vec<BlockData> {
-    cold_adapter::soak::chain::ChainSpec::with_seed(7).blocks(1, n, 0, Default::default())
+    cold_testkit::chain::ChainSpec::with_seed(7).blocks(1, n, 0, Default::default())
 }

@@ -82,7 +82,7 @@ pub async fn roundtrip<B: ColdStorageBackend>(backend: B) {
     assert_eq!(headers[2].as_ref().unwrap().number, 5);
 
     // Logs of one contract over the whole range, checked against the data.
-    let address = cold_adapter::soak::chain::contract(3);
+    let address = cold_testkit::chain::contract(3);
     let expected_logs: usize = blocks
         .iter()
         .flat_map(|b| &b.receipts)
@@ -151,7 +151,7 @@ pub async fn roundtrip<B: ColdStorageBackend>(backend: B) {
 
     // Re-append a different branch at the same heights.
     let other =
-        cold_adapter::soak::chain::ChainSpec::with_seed(7).blocks(3, 4, 1, blocks[1].header.hash());
+        cold_testkit::chain::ChainSpec::with_seed(7).blocks(3, 4, 1, blocks[1].header.hash());
     h.dispatch_append_blocks(other.clone()).unwrap();
     h.dispatch_truncate_above(3).unwrap();
     h.append_blocks(Vec::new()).await.unwrap();

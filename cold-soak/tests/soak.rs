@@ -1,15 +1,12 @@
 //! The soak's logic, driven from tests: short runs pass over mem and SQLite,
 //! and a backend that loses truncates is caught.
 
-mod common;
-
-use cold_adapter::soak::{
+use cold_adapter::{Backoff, ColdStorageConfig};
+use cold_soak::{
     SoakConfig,
     backend::{BackendSpec, redact},
     run, run_on,
 };
-use cold_adapter::{Backoff, ColdStorageConfig};
-use common::{mem, sqlite};
 use signet_cold::{
     BlockData, ColdReceipt, ColdResult, ColdStorageBackend, ColdStorageRead, ColdStorageWrite,
     Confirmed, Filter, HeaderSpecifier, ReceiptSpecifier, RpcLog, SignetEventsSpecifier,
@@ -32,7 +29,7 @@ fn short() -> SoakConfig {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn short_soak_passes_over_mem() {
-    let report = run_on(mem().backend, "mem".into(), short()).await.unwrap();
+    let report = run_on(MemColdBackend::new(), "mem".into(), short()).await.unwrap();
     println!("{report}");
     assert!(report.passed(), "{report}");
     assert!(report.reorgs > 0 && report.ops.values().map(|s| s.count).sum::<u64>() > 0);
@@ -40,8 +37,10 @@ async fn short_soak_passes_over_mem() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn short_soak_passes_over_sqlite() {
-    let store = sqlite().await;
-    let report = run_on(store.backend.clone(), "sqlite".into(), short()).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let url = cold_testkit::sqlite_url(&dir.path().join("cold.db"));
+    let backend = signet_cold_sql::SqlColdBackend::connect(&url).await.unwrap();
+    let report = run_on(backend, "sqlite".into(), short()).await.unwrap();
     println!("{report}");
     assert!(report.passed(), "{report}");
     assert!(report.to_json().contains("\"stale_reads\": 0"));
@@ -64,7 +63,7 @@ async fn soak_injects_faults_and_still_passes() {
         .with_drain_deadline(Some(Duration::from_millis(100)))
         .with_write_retries(12, backoff);
     let config = SoakConfig { faults: 0.03, duration: Duration::from_secs(3), task, ..short() };
-    let report = run_on(mem().backend, "mem".into(), config).await.unwrap();
+    let report = run_on(MemColdBackend::new(), "mem".into(), config).await.unwrap();
     println!("{report}");
     assert!(report.passed(), "{report}");
     assert!(report.blocks_appended >= 60, "too few blocks for the check below: {report}");
@@ -78,8 +77,9 @@ async fn soak_injects_faults_and_still_passes() {
 /// Fault rate 0 injects nothing, caller-side faults included.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn soak_at_fault_rate_zero_injects_nothing() {
-    let report =
-        run_on(mem().backend, "mem".into(), SoakConfig { faults: 0.0, ..short() }).await.unwrap();
+    let report = run_on(MemColdBackend::new(), "mem".into(), SoakConfig { faults: 0.0, ..short() })
+        .await
+        .unwrap();
     assert!(report.faults.is_empty(), "{report}");
     assert!(report.passed(), "{report}");
 }
@@ -87,14 +87,14 @@ async fn soak_at_fault_rate_zero_injects_nothing() {
 /// A lost acknowledged write fails the run.
 #[test]
 fn a_run_that_lost_a_write_does_not_pass() {
-    let report = cold_adapter::soak::report::SoakReport { writes_lost: 1, ..Default::default() };
+    let report = cold_soak::report::SoakReport { writes_lost: 1, ..Default::default() };
     assert!(!report.passed());
 }
 
 /// Found by review: a run where reads failed still passed.
 #[test]
 fn a_run_with_failed_reads_does_not_pass() {
-    let mut report = cold_adapter::soak::report::SoakReport::default();
+    let mut report = cold_soak::report::SoakReport::default();
     assert!(report.passed());
     // A stream interrupted by a reorg is an outcome, not a failure.
     report.errors_by_kind.insert("reorg".to_owned(), 1);

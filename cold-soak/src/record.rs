@@ -5,8 +5,8 @@
 //! stale. A block that was committed and not removed both when the read
 //! began and when it ended must be found; missing it is a wrong answer.
 
-use super::chain::{CONTRACTS, contract};
 use alloy::primitives::{B256, BlockNumber};
+use cold_testkit::chain::{CONTRACTS, contract};
 use signet_cold::BlockData;
 use std::{
     collections::{BTreeMap, HashMap},

@@ -1,11 +1,9 @@
 //! The RPC-like readers: each call is checked against the record.
 
-use super::{
-    chain::{CONTRACTS, SplitMix, contract},
-    record::{ChainRecord, Verdict},
-};
-use crate::ColdStorageReadHandle;
+use crate::record::{ChainRecord, Verdict};
 use alloy::primitives::{B256, BlockNumber};
+use cold_adapter::ColdStorageReadHandle;
+use cold_testkit::chain::{CONTRACTS, SplitMix, contract};
 use futures_util::StreamExt;
 use signet_cold::{ColdResult, Filter, HeaderSpecifier, RpcLog};
 use std::time::Duration;

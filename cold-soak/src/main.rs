@@ -1,9 +1,9 @@
 //! `cold-soak`: a node-like workload against the cold storage task.
 //!
-//! Parses flags and wires [`cold_adapter::soak::run`]; see that module.
+//! Parses flags and wires [`cold_soak::run`]; see that module.
 
 use clap::Parser;
-use cold_adapter::soak::{SoakConfig, backend::BackendSpec};
+use cold_soak::{SoakConfig, backend::BackendSpec};
 use std::{io::Write, process::ExitCode, time::Duration};
 
 /// A node-like soak of the cold storage task: a chain follower that appends
@@ -41,7 +41,7 @@ struct Flags {
     /// permanent-looking write errors, read errors, panics and hangs,
     /// callers that cancel or stop polling; against Postgres, connections
     /// killed every few seconds). 0 injects none.
-    #[arg(long, default_value_t = cold_adapter::soak::DEFAULT_FAULTS, value_parser = parse_rate)]
+    #[arg(long, default_value_t = cold_soak::DEFAULT_FAULTS, value_parser = parse_rate)]
     faults: f64,
     /// Against Postgres with faults on: seconds between connection kills.
     #[arg(long, default_value_t = 3, value_parser = clap::value_parser!(u64).range(1..=3_600))]
@@ -68,7 +68,7 @@ fn main() -> ExitCode {
         let injected = info
             .payload()
             .downcast_ref::<String>()
-            .is_some_and(|m| m.contains(cold_adapter::soak::faults::INJECTED));
+            .is_some_and(|m| m.contains(cold_soak::faults::INJECTED));
         if !injected {
             default_hook(info);
         }
@@ -100,7 +100,7 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let report = match runtime.block_on(cold_adapter::soak::run(config)) {
+    let report = match runtime.block_on(cold_soak::run(config)) {
         Ok(report) => report,
         Err(err) => {
             eprintln!("cold-soak: {err}");

@@ -10,14 +10,14 @@
 //! | `write_ambiguous` | applies a write, then reports a connection reset | find it applied; no duplicate, no error |
 //! | `write_permanent` | rejects a write (a constraint violation) the first time only | halt appends; the follower truncates and appends again |
 //! | `read_transient` | fails a read (connection reset) | retry it; the caller rarely sees it |
-//! | `read_panic` | panics in a read | return [`BackendPanicked`](crate::BackendPanicked) |
+//! | `read_panic` | panics in a read | return [`BackendPanicked`](cold_adapter::BackendPanicked) |
 //! | `read_hang` | never answers a read | stop it at the drain deadline or shutdown |
 //!
 //! Injected errors and panics carry [`INJECTED`] in their text, so the
 //! soak can tell them from real ones.
 
-use super::chain::SplitMix;
 use alloy::primitives::BlockNumber;
+use cold_testkit::chain::SplitMix;
 use signet_cold::{
     BlockData, ColdReceipt, ColdResult, ColdStorageBackend, ColdStorageError, ColdStorageRead,
     ColdStorageWrite, Confirmed, Filter, HeaderSpecifier, ReceiptSpecifier, RpcLog,

@@ -1,7 +1,7 @@
 //! A backend wrapper that reports commits to the record and measures write
 //! lag: from the follower's first dispatch attempt to the backend's commit.
 
-use super::record::ChainRecord;
+use crate::record::ChainRecord;
 use alloy::primitives::{B256, BlockNumber};
 use hdrhistogram::Histogram;
 use signet_cold::{
@@ -48,7 +48,7 @@ impl<B> Probe<B> {
 
     /// Write lag so far, in microseconds.
     pub fn lag_histogram(&self) -> Histogram<u64> {
-        self.lag().micros.clone().unwrap_or_else(super::report::new_histogram)
+        self.lag().micros.clone().unwrap_or_else(crate::report::new_histogram)
     }
 
     fn on_commit(&self, hashes: &[B256]) {
@@ -59,7 +59,7 @@ impl<B> Probe<B> {
             if let Some(at) = lag.handed_over.remove(hash) {
                 let micros = now.duration_since(at).as_micros() as u64;
                 lag.micros
-                    .get_or_insert_with(super::report::new_histogram)
+                    .get_or_insert_with(crate::report::new_histogram)
                     .saturating_record(micros);
             }
         }

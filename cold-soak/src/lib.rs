@@ -12,7 +12,6 @@
 //! The `cold-soak` binary only parses flags and calls [`run`].
 
 pub mod backend;
-pub mod chain;
 pub mod faults;
 #[cfg(feature = "postgres")]
 mod kill;
@@ -21,12 +20,15 @@ pub mod reads;
 pub mod record;
 pub mod report;
 
-use crate::{
+use alloy::primitives::B256;
+use backend::{BackendSpec, redact};
+use cold_adapter::{
     ColdStorageConfig, ColdStorageHandle, ColdStorageTask, DispatchError, error_kind, is_transient,
 };
-use alloy::primitives::B256;
-use backend::{BackendSpec, redact, sqlite_url};
-use chain::{ChainSpec, SplitMix};
+use cold_testkit::{
+    chain::{ChainSpec, SplitMix},
+    sqlite_url,
+};
 use faults::{FaultTally, Faulty, is_injected};
 use hdrhistogram::Histogram;
 use probe::Probe;
@@ -515,7 +517,7 @@ type Latencies = Vec<Mutex<(Histogram<u64>, u64)>>;
 
 /// What a reader task shares with the run.
 struct Reader {
-    handle: crate::ColdStorageReadHandle,
+    handle: cold_adapter::ColdStorageReadHandle,
     record: Arc<ChainRecord>,
     tally: Arc<Tally>,
     faults: Arc<FaultTally>,

@@ -1,7 +1,7 @@
 //! Real connection faults against Postgres: every few seconds, terminate
 //! every connection to the soak's database but the killer's own.
 
-use super::faults::FaultTally;
+use crate::faults::FaultTally;
 use std::{sync::Arc, time::Duration};
 use tokio_util::sync::CancellationToken;
 
@@ -25,7 +25,7 @@ pub(super) async fn kill_loop(
         Err(err) => {
             eprintln!(
                 "cold-soak: connection killer cannot connect: {}",
-                super::backend::redact(&err.to_string())
+                crate::backend::redact(&err.to_string())
             );
             return;
         }

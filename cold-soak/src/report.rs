@@ -61,7 +61,7 @@ pub struct SoakReport {
     pub write_lag: OpStats,
     /// `dispatch_append_blocks` calls refused with Backpressure.
     pub backpressure: u64,
-    /// Errors by kind (see [`error_kind`](crate::error_kind)).
+    /// Errors by kind (see [`error_kind`](cold_adapter::error_kind)).
     pub errors_by_kind: BTreeMap<String, u64>,
     /// Reads that returned data removed before they began.
     pub stale_reads: u64,
@@ -74,7 +74,7 @@ pub struct SoakReport {
     /// gap): through the handle once the follower stopped, and again
     /// straight from the store once `run()` had returned.
     pub missing_blocks: u64,
-    /// Faults injected, by kind (see [`faults`](super::faults)), with the
+    /// Faults injected, by kind (see [`faults`](crate::faults)), with the
     /// readers' own (`caller_cancel`, `caller_stop_polling`) and Postgres
     /// connections killed (`pg_connections_killed`).
     pub faults: BTreeMap<String, u64>,

@@ -1,6 +1,6 @@
 //! Which backend the soak runs against, and how to reach it.
 
-use std::{fmt, path::Path, path::PathBuf, str::FromStr};
+use std::{fmt, path::PathBuf, str::FromStr};
 
 /// A backend named on the command line.
 #[derive(Clone, PartialEq, Eq)]
@@ -12,11 +12,6 @@ pub enum BackendSpec {
     /// A Postgres URL (`postgres://` or `postgresql://`). Needs the
     /// `postgres` cargo feature.
     Postgres(String),
-}
-
-/// The URL `signet-cold-sql` needs to open (and create) a SQLite file.
-pub fn sqlite_url(path: &Path) -> String {
-    format!("sqlite:{}?mode=rwc", path.display())
 }
 
 /// `url` with any password replaced by `***`, for every line the soak
