@@ -19,6 +19,12 @@
 //! | SQLite `SQLITE_BUSY`, `SQLITE_LOCKED`, `SQLITE_IOERR` (primary codes 5, 6, 10, with any extended code) | yes | another connection holds the lock; an I/O hiccup |
 //! | anything else: other database errors (constraint violations, …), conversion errors, `sqlx::Error::PoolClosed`, [`BackendPanicked`](crate::BackendPanicked), `NotFound`, `TooManyLogs`, `TaskTerminated`, … | no | retrying gives the same answer |
 //!
+//! The rows that name sqlx or `SqlColdError` need the crate's `sqlite` or
+//! `postgres` feature. Without either, an I/O error anywhere in an error's
+//! source chain (how `sqlx::Error::Io` wraps a lost connection) and
+//! `DeadlineExceeded` still count as transient; every other SQL error
+//! counts as permanent.
+//!
 //! A transient failure of a write may still have committed (the reply to
 //! `COMMIT` can be lost with the connection), so before retrying an append
 //! the writer asks the backend what it holds; see
@@ -66,6 +72,7 @@ fn classify(err: &(dyn StdError + 'static)) -> Option<bool> {
     if err.is::<std::io::Error>() {
         return Some(true);
     }
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
     if let Some(sql) = err.downcast_ref::<signet_cold_sql::SqlColdError>() {
         return Some(match sql {
             signet_cold_sql::SqlColdError::Timeout => true,
@@ -73,12 +80,14 @@ fn classify(err: &(dyn StdError + 'static)) -> Option<bool> {
             signet_cold_sql::SqlColdError::Convert(_) => false,
         });
     }
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
     if let Some(e) = err.downcast_ref::<sqlx_core::Error>() {
         return Some(sqlx_is_transient(e));
     }
     None
 }
 
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 fn sqlx_is_transient(err: &sqlx_core::Error) -> bool {
     match err {
         sqlx_core::Error::Io(_)
@@ -91,6 +100,7 @@ fn sqlx_is_transient(err: &sqlx_core::Error) -> bool {
 
 /// Postgres SQLSTATEs are five characters; SQLite codes are decimal
 /// numbers of at most four digits (extended code in the high bits).
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
 fn code_is_transient(code: &str) -> bool {
     if code.len() == 5 {
         return code.starts_with("08")
@@ -150,6 +160,7 @@ impl WritesHalted {
 mod tests {
     use super::*;
 
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
     #[test]
     fn sqlstates_and_sqlite_codes() {
         for code in [
@@ -163,6 +174,7 @@ mod tests {
         }
     }
 
+    #[cfg(any(feature = "sqlite", feature = "postgres"))]
     #[test]
     fn wrapped_io_errors_are_transient() {
         let io = std::io::Error::new(std::io::ErrorKind::BrokenPipe, "gone");
@@ -170,6 +182,19 @@ mod tests {
         assert!(is_transient(&ColdStorageError::from(sql)));
         let sql = signet_cold_sql::SqlColdError::Sqlx(sqlx_core::Error::PoolClosed);
         assert!(!is_transient(&ColdStorageError::from(sql)));
+        let sql = signet_cold_sql::SqlColdError::Timeout;
+        assert!(is_transient(&ColdStorageError::from(sql)));
+    }
+
+    /// Without a SQL feature, an I/O error is still found down the source
+    /// chain, however it is wrapped.
+    #[test]
+    fn io_errors_down_the_source_chain_are_transient() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("driver: {0}")]
+        struct Driver(#[source] std::io::Error);
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
+        assert!(is_transient(&ColdStorageError::backend(Driver(io))));
         let halted = WritesHalted { op: "append_blocks", block: 7, cause: "x".into() };
         assert!(!is_transient(&halted.to_cold()));
     }

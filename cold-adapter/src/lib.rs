@@ -8,12 +8,11 @@
 //! (`MemColdBackend`, `signet-cold-sql`'s SQLite and Postgres backends, …).
 //!
 //! ```
-//! use cold_adapter::ColdStorageTask;
-//! use signet_cold::{conformance::make_test_block, mem::MemColdBackend};
-//! use tokio_util::sync::CancellationToken;
+//! use cold_adapter::signet_cold::{conformance::make_test_block, mem::MemColdBackend};
+//! use cold_adapter::{CancellationToken, ColdStorageTask};
 //!
 //! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
-//! # async fn main() -> signet_cold::ColdResult<()> {
+//! # async fn main() -> cold_adapter::signet_cold::ColdResult<()> {
 //! let cancel = CancellationToken::new();
 //! let (task, handle) = ColdStorageTask::new(MemColdBackend::new(), cancel.clone());
 //! let task = tokio::spawn(task.run());
@@ -26,6 +25,23 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! The crate re-exports what calling it takes: [`signet_cold`] (the
+//! backend trait, `BlockData`, `ColdResult`, … of the very version this
+//! crate was built with), [`CancellationToken`] and, with a SQL feature,
+//! `signet_cold_sql`. (`make_test_block` above is signet-cold's
+//! `test-utils` feature; node code builds `BlockData` from its own blocks.)
+//!
+//! # Features
+//!
+//! None by default: the in-memory backend, or any other
+//! `ColdStorageBackend`, needs none, and the library then depends on no
+//! SQL driver.
+//!
+//! - `sqlite`, `postgres`: signet-cold-sql's SQLite / Postgres backend,
+//!   re-exported as `cold_adapter::signet_cold_sql`, and its errors (sqlx's)
+//!   classified as [transient](fault) or not. Enable the one your backend
+//!   uses: without it, only I/O errors and timeouts count as transient.
 //!
 //! # How it works
 //!
@@ -161,3 +177,8 @@ pub use logs::InvalidBlockRange;
 pub use read_handle::ColdStorageReadHandle;
 pub use shared::RetryingWrite;
 pub use task::ColdStorageTask;
+
+pub use signet_cold;
+#[cfg(any(feature = "sqlite", feature = "postgres"))]
+pub use signet_cold_sql;
+pub use tokio_util::sync::CancellationToken;
