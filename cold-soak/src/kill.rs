@@ -25,7 +25,7 @@ pub(super) async fn kill_loop(
         Err(err) => {
             eprintln!(
                 "cold-soak: connection killer cannot connect: {}",
-                crate::backend::redact(&err.to_string())
+                crate::backend::scrub(&err.to_string(), &url)
             );
             return;
         }
@@ -44,7 +44,10 @@ pub(super) async fn kill_loop(
         match killed {
             Ok((n,)) => tally.add("pg_connections_killed", n.max(0) as u64),
             Err(err) => {
-                eprintln!("cold-soak: connection killer failed: {err}");
+                eprintln!(
+                    "cold-soak: connection killer failed: {}",
+                    crate::backend::scrub(&err.to_string(), &url)
+                );
                 break;
             }
         }

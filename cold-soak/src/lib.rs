@@ -131,12 +131,9 @@ pub const DEFAULT_FAULTS: f64 = 0.002;
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 async fn connect_sql(url: &str) -> Result<SqlColdBackend, SoakError> {
-    let fail = |reason: String| {
-        let mut reason = redact(&reason);
-        for secret in backend::secrets(url) {
-            reason = reason.replace(secret, "***");
-        }
-        SoakError::Connect { backend: redact(url), reason }
+    let fail = |reason: String| SoakError::Connect {
+        backend: redact(url),
+        reason: backend::scrub(&reason, url),
     };
     match tokio::time::timeout(CONNECT_TIMEOUT, SqlColdBackend::connect(url)).await {
         Ok(Ok(backend)) => Ok(backend),
@@ -200,8 +197,8 @@ async fn open_postgres(url: &str) -> Result<SqlColdBackend, SoakError> {
     // sqlx's pool retries a refused connection until its timeout and then
     // reports only the timeout; one plain TCP connect first names the cause
     // (refused, no route) at once.
-    if let Some((host, port)) = host_port(url) {
-        let probe = tokio::net::TcpStream::connect((host, port));
+    if let Some((host, connect, port)) = backend::tcp_target(url) {
+        let probe = tokio::net::TcpStream::connect((connect.as_str(), port));
         let reason = match tokio::time::timeout(CONNECT_TIMEOUT, probe).await {
             Ok(Ok(_)) => None,
             Ok(Err(err)) => Some(format!("cannot reach {host}:{port}: {err}")),
@@ -214,23 +211,6 @@ async fn open_postgres(url: &str) -> Result<SqlColdBackend, SoakError> {
         }
     }
     connect_sql(url).await
-}
-
-/// Host and port of a `postgres://` URL (port 5432 when not given); `None`
-/// when the URL names no TCP host (a Unix socket directory, say), in which
-/// case sqlx reports what it finds.
-#[cfg(feature = "postgres")]
-fn host_port(url: &str) -> Option<(&str, u16)> {
-    let rest = url.split_once("://")?.1;
-    let authority = rest.split(['/', '?']).next()?;
-    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    if hostport.is_empty() || hostport.starts_with('[') {
-        return None;
-    }
-    match hostport.split_once(':') {
-        Some((host, port)) => Some((host, port.parse().ok()?)),
-        None => Some((hostport, 5432)),
-    }
 }
 
 #[cfg(not(feature = "postgres"))]
