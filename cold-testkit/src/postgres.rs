@@ -62,7 +62,7 @@ where
 /// `postgres` feature (pass `cfg!(feature = "postgres")`).
 pub fn skip_reason(postgres_feature: bool) -> Option<String> {
     if !postgres_feature {
-        return Some("built without the `postgres` feature".to_owned());
+        return Some("built without the `postgres` feature (add --features postgres)".to_owned());
     }
     match std::env::var("DATABASE_URL") {
         Ok(url) if !url.is_empty() => None,
