@@ -159,6 +159,7 @@ mod reads;
 mod shared;
 mod streams;
 mod task;
+pub mod v010;
 mod writes;
 
 pub(crate) use shared::Shared;

@@ -4,6 +4,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod faulty;
+pub mod gated;
 pub mod logs;
 pub mod parked;
 pub mod roundtrip;
