@@ -1,5 +1,7 @@
-//! The roundtrip, signet-cold's conformance suite and connection kills
-//! over Postgres, each in a fresh database created and dropped by the test.
+//! The roundtrip, signet-cold's conformance suite, connection kills and the
+//! `eth_getLogs` cases (L01–L09 and the differential test of
+//! `tests/logs.rs`) over Postgres, each in a fresh database created and
+//! dropped by the test.
 //!
 //! Needs the `postgres` feature and `DATABASE_URL` (a server where that
 //! user may create databases; the local one:
@@ -11,7 +13,7 @@ mod common;
 
 use cold_adapter::{ColdStorageConfig, ColdStorageTask};
 use cold_testkit::postgres::{self, FreshDatabase, admin};
-use common::{chain, guard, roundtrip::roundtrip};
+use common::{chain, guard, logs, roundtrip::roundtrip};
 use signet_cold_sql::SqlColdBackend;
 use std::{
     process::ExitCode,
@@ -29,6 +31,11 @@ fn main() -> ExitCode {
             postgres::test("postgres_roundtrip", postgres_roundtrip),
             postgres::test("postgres_conformance", postgres_conformance),
             postgres::test("f07_postgres_connections_killed", f07_postgres_connections_killed),
+            postgres::test("l01_to_l09_postgres", l01_to_l09_postgres),
+            postgres::test(
+                "random_filters_agree_with_the_chain_postgres",
+                random_filters_agree_with_the_chain_postgres,
+            ),
         ],
     )
 }
@@ -128,4 +135,36 @@ async fn f07_postgres_connections_killed(db: FreshDatabase) {
     cancel.cancel();
     guard("run()", run).await.unwrap();
     assert_eq!(handle.health().writes_lost, 0);
+}
+
+/// L01–L09 of `../shared/cases/logs-semantics.md` (see `tests/logs.rs`).
+async fn l01_to_l09_postgres(db: FreshDatabase) {
+    let backend = SqlColdBackend::connect(&db.url).await.expect("connect");
+    let run = common::start(backend, ColdStorageConfig::default());
+    logs::all_cases(&run.handle, "postgres").await;
+    run.stop().await;
+}
+
+/// The differential test of `tests/logs.rs` over Postgres: 24 random
+/// chains, each with random filters, against the answer computed from the
+/// chain. One database; each chain replaces the last (`truncate_above(0)`).
+/// The cases come from a fixed proptest seed (no shrinking here: a
+/// failure names the filter and the chain).
+async fn random_filters_agree_with_the_chain_postgres(db: FreshDatabase) {
+    use proptest::strategy::{Strategy, ValueTree};
+    use proptest::test_runner::{Config, RngAlgorithm, TestRng, TestRunner};
+
+    let backend = SqlColdBackend::connect(&db.url).await.expect("connect");
+    let run = common::start(backend, ColdStorageConfig::default());
+    let rng = TestRng::from_seed(RngAlgorithm::ChaCha, &[7; 32]);
+    let mut runner = TestRunner::new_with_rng(Config::default(), rng);
+    for _ in 0..24 {
+        let (seed, tip, queries) = logs::case().new_tree(&mut runner).expect("a case").current();
+        let blocks =
+            cold_testkit::chain::ChainSpec::with_seed(seed).blocks(1, tip, 0, Default::default());
+        run.handle.truncate_above(0).await.unwrap();
+        run.handle.append_blocks(blocks.clone()).await.unwrap();
+        logs::run_queries(&[(&run.handle, "postgres")], &blocks, queries).await;
+    }
+    run.stop().await;
 }

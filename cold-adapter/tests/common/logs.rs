@@ -12,6 +12,7 @@ use alloy::{
 };
 use cold_adapter::{ColdStorageHandle, InvalidBlockRange};
 use futures_util::StreamExt;
+use proptest::prelude::*;
 use signet_cold::{BlockData, ColdResult, ColdStorageError, Filter, RpcLog};
 use std::time::Duration;
 
@@ -291,4 +292,84 @@ pub async fn all_cases(h: &ColdStorageHandle, backend: &str) {
         Outcome::UnknownBlock,
         "L09 {backend}: a reorged-out block is unknown"
     );
+}
+
+/// A random block bound: a number around the chain, or a tag, or none.
+pub fn bound(tip: u64) -> impl Strategy<Value = Option<BlockNumberOrTag>> {
+    prop_oneof![
+        2 => (0..=tip + 3).prop_map(|n| Some(BlockNumberOrTag::Number(n))),
+        1 => Just(None),
+        1 => prop_oneof![
+            Just(BlockNumberOrTag::Earliest),
+            Just(BlockNumberOrTag::Latest),
+            Just(BlockNumberOrTag::Safe),
+            Just(BlockNumberOrTag::Finalized),
+            Just(BlockNumberOrTag::Pending),
+        ]
+        .prop_map(Some),
+    ]
+}
+
+/// A random filter over a chain of `tip` blocks: a range or a block hash
+/// (`hash` picks a stored block, or none when above the tip), and
+/// addresses and topics drawn from the generator's small sets.
+pub fn filter(tip: u64) -> impl Strategy<Value = (Filter, Option<u64>)> {
+    let block_option = prop_oneof![
+        3 => (bound(tip), bound(tip)).prop_map(|(from_block, to_block)| {
+            (FilterBlockOption::Range { from_block, to_block }, None)
+        }),
+        1 => (1..=tip + 1).prop_map(|n| (FilterBlockOption::AtBlockHash(B256::ZERO), Some(n))),
+    ];
+    let addresses = prop::collection::vec(0..cold_testkit::chain::CONTRACTS, 0..3);
+    let topics = prop::collection::vec(0..cold_testkit::chain::EVENTS, 0..3);
+    (block_option, addresses, topics).prop_map(|((block_option, hash_of), addresses, topics)| {
+        let mut filter = Filter::new();
+        filter.block_option = block_option;
+        if !addresses.is_empty() {
+            filter = filter.address(
+                addresses.into_iter().map(cold_testkit::chain::contract).collect::<Vec<_>>(),
+            );
+        }
+        if !topics.is_empty() {
+            filter = filter.event_signature(
+                topics.into_iter().map(cold_testkit::chain::event_signature).collect::<Vec<_>>(),
+            );
+        }
+        (filter, hash_of)
+    })
+}
+
+/// One query: the filter, the block whose hash to use instead of its range
+/// (if any), and `max_logs`.
+pub type Query = (Filter, Option<u64>, usize);
+
+/// A chain (seed, tip), and queries over it.
+pub fn case() -> impl Strategy<Value = (u64, u64, Vec<Query>)> {
+    (any::<u64>(), 1..8u64).prop_flat_map(|(seed, tip)| {
+        let query = (filter(tip), prop_oneof![Just(usize::MAX), 0..40usize])
+            .prop_map(|((f, hash_of), max)| (f, hash_of, max));
+        (Just(seed), Just(tip), prop::collection::vec(query, 1..12))
+    })
+}
+
+/// Runs `queries` over a chain of `blocks` through every handle (each a
+/// task whose store holds exactly `blocks`), checking each against
+/// [`expected`], through `get_logs` and `stream_logs`.
+pub async fn run_queries(
+    handles: &[(&ColdStorageHandle, &str)],
+    blocks: &[BlockData],
+    queries: Vec<Query>,
+) {
+    for (mut filter, hash_of, max_logs) in queries {
+        if let Some(n) = hash_of {
+            // A stored block's hash, or (above the tip) one nobody has.
+            let hash =
+                blocks.get(n as usize - 1).map_or(B256::repeat_byte(0xAB), |b| b.header.hash());
+            filter.block_option = FilterBlockOption::AtBlockHash(hash);
+        }
+        for (handle, name) in handles {
+            let what = format!("{name}: {filter:?}, max_logs {max_logs}, tip {}", blocks.len());
+            check(handle, blocks, &what, filter.clone(), max_logs).await;
+        }
+    }
 }
