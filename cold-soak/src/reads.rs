@@ -2,10 +2,11 @@
 
 use crate::record::{ChainRecord, Verdict};
 use alloy::primitives::{B256, BlockNumber};
+use alloy::rpc::types::BlockNumberOrTag;
 use cold_adapter::ColdStorageReadHandle;
 use cold_testkit::chain::{CONTRACTS, SplitMix, contract};
 use futures_util::StreamExt;
-use signet_cold::{ColdResult, Filter, HeaderSpecifier, RpcLog};
+use signet_cold::{ColdResult, ColdStorageError, Filter, HeaderSpecifier, RpcLog};
 use std::time::Duration;
 
 /// Operation names, in report order, with their weight in the mix (of 100).
@@ -204,6 +205,24 @@ async fn whole_block(
     Ok(record.check_block(block, Some(n), epoch))
 }
 
+/// The block range forms an RPC node passes to `eth_getLogs`.
+#[derive(Debug, Clone, Copy)]
+enum Range {
+    /// `fromBlock`..=`toBlock`, both numbers.
+    Explicit,
+    /// `fromBlock` only: up to the tip.
+    OpenEnded,
+    /// `fromBlock`..=`"latest"`.
+    ToLatest,
+    /// `blockHash`.
+    Hash,
+}
+
+/// A `get_logs` or `stream_logs` of one contract, over a range in one of
+/// the forms nodes send ([`Range`]), checked against the record: every log
+/// is the filter's contract, from a generated block in the range; and where
+/// every block of the range was present throughout, the count is exact (for
+/// an open end, the logs up to the tip seen before the call).
 async fn logs(
     h: &ColdStorageReadHandle,
     record: &ChainRecord,
@@ -212,16 +231,42 @@ async fn logs(
     stream: bool,
 ) -> ColdResult<Verdict> {
     let from = pick_number(rng, tip);
-    let to = (from + 3).min(tip).max(from);
     let c = rng.below(CONTRACTS);
-    let filter = Filter::new().from_block(from).to_block(to).address(contract(c));
+    let mut form =
+        [Range::Explicit, Range::OpenEnded, Range::ToLatest, Range::Hash][rng.below(4) as usize];
+    let hash = record.present(from);
+    if hash.is_none() {
+        // Nothing to name by hash: the block is not (or no longer) stored.
+        form = Range::Explicit;
+    }
+    let (filter, to) = match form {
+        Range::Explicit => {
+            let to = (from + 3).min(tip).max(from);
+            (Filter::new().from_block(from).to_block(to), to)
+        }
+        Range::OpenEnded => (Filter::new().from_block(from), tip),
+        Range::ToLatest => (Filter::new().from_block(from).to_block(BlockNumberOrTag::Latest), tip),
+        Range::Hash => (Filter::new().at_block_hash(hash.expect("checked above")), from),
+    };
+    let filter = filter.address(contract(c));
     let present: Vec<Option<B256>> = (from..=to).map(|n| record.present(n)).collect();
     let epoch = record.epoch();
-    let logs: Vec<RpcLog> = if stream {
-        let stream = h.stream_logs(filter, 10_000, Duration::from_secs(10)).await?;
-        stream.collect::<Vec<_>>().await.into_iter().collect::<ColdResult<_>>()?
+    let result: ColdResult<Vec<RpcLog>> = if stream {
+        match h.stream_logs(filter, 10_000, Duration::from_secs(10)).await {
+            Ok(stream) => stream.collect::<Vec<_>>().await.into_iter().collect(),
+            Err(err) => Err(err),
+        }
     } else {
-        h.get_logs(filter, 10_000).await?
+        h.get_logs(filter, 10_000).await
+    };
+    let logs = match result {
+        // Reorged out between the pick and the call: the right answer.
+        Err(ColdStorageError::NotFound(_))
+            if matches!(form, Range::Hash) && !hash.is_some_and(|h| record.still_present(h)) =>
+        {
+            return Ok(Verdict::Ok);
+        }
+        result => result?,
     };
     let verdict = first_bad(logs.iter().map(|log| {
         if log.inner.address != contract(c) {
@@ -231,9 +276,14 @@ async fn logs(
                 contract(c)
             ));
         }
-        match log.block_hash {
-            Some(block) => record.check_block(block, log.block_number, epoch),
-            None => Verdict::Wrong("log without a block hash".to_owned()),
+        match (log.block_hash, log.block_number) {
+            (Some(_), Some(n))
+                if n < from || (!matches!(form, Range::OpenEnded | Range::ToLatest) && n > to) =>
+            {
+                Verdict::Wrong(format!("{form:?} filter {from}..={to} returned a log of block {n}"))
+            }
+            (Some(block), number) => record.check_block(block, number, epoch),
+            (None, _) => Verdict::Wrong("log without a block hash".to_owned()),
         }
     }));
     if verdict != Verdict::Ok {
@@ -245,10 +295,10 @@ async fn logs(
         && hashes.iter().all(|hash| record.still_present(*hash))
     {
         let expected = record.expected_logs(&hashes, c as usize);
-        if expected != logs.len() {
+        let got = logs.iter().filter(|l| l.block_number.is_some_and(|n| n <= to)).count();
+        if expected != got {
             return Ok(Verdict::Wrong(format!(
-                "blocks {from}..={to}: {} logs of contract {c}, expected {expected}",
-                logs.len()
+                "{form:?} filter from {from} (to {to}): {got} logs of contract {c}, expected {expected}"
             )));
         }
     }
