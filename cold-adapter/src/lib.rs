@@ -179,7 +179,16 @@ pub use read_handle::ColdStorageReadHandle;
 pub use shared::RetryingWrite;
 pub use task::ColdStorageTask;
 
+/// alloy, as this crate uses it: headers (`alloy::consensus::Header`) and
+/// the primitives in the handle's signatures.
+pub use alloy;
 pub use signet_cold;
 #[cfg(any(feature = "sqlite", feature = "postgres"))]
 pub use signet_cold_sql;
 pub use tokio_util::sync::CancellationToken;
+
+/// The README's Rust examples (the quick start of both API generations, the
+/// gate example), compiled and run as doc-tests.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+struct ReadmeDoctests;
