@@ -120,8 +120,11 @@ impl Default for ColdStorageConfig {
 impl ColdStorageConfig {
     /// Sets how many backend reads may be in flight at once (default 64).
     ///
-    /// Reads above the cap wait in their caller's task, in arrival order;
-    /// they never hold up other reads' dispatch or the writer.
+    /// Reads above the cap wait in arrival order, each in a task of its own
+    /// that its caller aborts when it drops the read (see
+    /// [How it works](crate#how-it-works)); they never hold up other reads'
+    /// dispatch or the writer. A `get_logs` may take several permits (see
+    /// [`log_query_permits`](Self::log_query_permits)).
     ///
     /// # Panics
     ///
@@ -256,6 +259,13 @@ impl ColdStorageConfig {
     /// stop at once, queued writes run, and whatever has not finished when
     /// the grace period ends is abandoned; see
     /// [Shutdown](crate#shutdown).
+    ///
+    /// This is the one bound on the promise that acknowledged writes are
+    /// applied: a write still queued when the grace period ends is lost
+    /// (logged at error level, counted in
+    /// [`writes_lost`](crate::ColdStorageHealth::writes_lost)). A grace of
+    /// zero abandons every write still queued when shutdown starts; size it
+    /// for a full write queue at the backend's write latency.
     #[must_use]
     pub const fn with_shutdown_grace(mut self, grace: Duration) -> Self {
         self.shutdown_grace = grace;

@@ -70,9 +70,12 @@ impl ColdStorageHandle {
     ///
     /// The write waits for a queue slot, then for its turn and a drain: no
     /// backend read is in flight while it commits. The adapter does not
-    /// check block order: what an out-of-order or repeated number does is
-    /// the backend's (the SQL backends reject a repeated number;
-    /// `MemColdBackend` overwrites it). Cached entries from the block's
+    /// check block order: what an out-of-order number does is the
+    /// backend's. A repeated number: if the backend refuses it (the SQL
+    /// backends do) and the stored block has the same hash, the write
+    /// counts as applied and returns `Ok`; a different block at that number
+    /// fails and halts appends (see [durable writes](crate#durable-writes));
+    /// `MemColdBackend` overwrites it. Cached entries from the block's
     /// number up are evicted either way.
     ///
     #[doc = write_errors!()]

@@ -8,8 +8,15 @@
 //! (`MemColdBackend`, `signet-cold-sql`'s SQLite and Postgres backends, …).
 //!
 //! ```
-//! use cold_adapter::signet_cold::{conformance::make_test_block, mem::MemColdBackend};
+//! use cold_adapter::alloy::consensus::{Header, Sealable};
+//! use cold_adapter::signet_cold::{BlockData, mem::MemColdBackend};
 //! use cold_adapter::{CancellationToken, ColdStorageTask};
+//!
+//! // One block as node code hands it over: a sealed header, no transactions.
+//! fn block(number: u64) -> BlockData {
+//!     let header = Header { number, ..Default::default() };
+//!     BlockData::new(header.seal_slow(), vec![], vec![], vec![], None)
+//! }
 //!
 //! # #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 //! # async fn main() -> cold_adapter::signet_cold::ColdResult<()> {
@@ -17,7 +24,7 @@
 //! let (task, handle) = ColdStorageTask::new(MemColdBackend::new(), cancel.clone());
 //! let task = tokio::spawn(task.run());
 //!
-//! handle.append_block(make_test_block(1)).await?;
+//! handle.append_block(block(1)).await?;
 //! assert_eq!(handle.get_header_by_number(1).await?.map(|h| h.number), Some(1));
 //!
 //! cancel.cancel();
@@ -29,8 +36,7 @@
 //! The crate re-exports what calling it takes: [`signet_cold`] (the
 //! backend trait, `BlockData`, `ColdResult`, … of the very version this
 //! crate was built with), [`CancellationToken`] and, with a SQL feature,
-//! `signet_cold_sql`. (`make_test_block` above is signet-cold's
-//! `test-utils` feature; node code builds `BlockData` from its own blocks.)
+//! `signet_cold_sql`, and [`alloy`] (headers, primitives).
 //!
 //! # Features
 //!
@@ -102,7 +108,9 @@
 //!   naming the block and the cause; `health().halted` and the
 //!   `writes_halted` metric show it; reads keep working. A
 //!   `truncate_above(n)` with `n` below the failed block (`0` when block 0
-//!   failed) clears the halt, and appends resume from `n + 1`, accepted
+//!   failed) clears the halt (a truncate at or above the failed block is
+//!   refused with the same error: it would leave the gap), and appends
+//!   resume from `n + 1`, accepted
 //!   again once that truncate has run: await it (or, after
 //!   `dispatch_truncate_above`, wait for `health().halted` to clear)
 //!   before appending again.

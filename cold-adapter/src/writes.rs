@@ -350,6 +350,15 @@ enum Outcome {
 #[error("{0}")]
 struct WriteFault(String);
 
+/// `err` for a [`WriteFault`] message: a backend error without the
+/// "Backend error: " prefix the fault's own wrapping adds again.
+fn cause(err: &ColdStorageError) -> String {
+    match err {
+        ColdStorageError::Backend(inner) => inner.to_string(),
+        other => other.to_string(),
+    }
+}
+
 struct Writer<'a> {
     shared: &'a Shared,
     drain: Option<OwnedDrainGuard>,
@@ -449,8 +458,10 @@ impl Writer<'_> {
                         }
                         Applied::Rest(rest) => op = rest,
                         Applied::Conflict(why) => {
-                            let err =
-                                ColdStorageError::backend(WriteFault(format!("{err}; {why}")));
+                            let err = ColdStorageError::backend(WriteFault(format!(
+                                "{}; {why}",
+                                cause(&err)
+                            )));
                             break Outcome::Failed { err, halt: true };
                         }
                         Applied::None | Applied::Unknown => {}
@@ -467,7 +478,8 @@ impl Writer<'_> {
                     {
                         let err = ColdStorageError::backend(WriteFault(format!(
                             "drain_above({block}) committed but its receipts were lost with the \
-                             connection: {err}"
+                             connection: {}",
+                            cause(&err)
                         )));
                         break Outcome::Failed { err, halt: false };
                     }
@@ -478,7 +490,8 @@ impl Writer<'_> {
             let Some(delay) = delays.next().filter(|_| transient) else {
                 let err = if transient && attempts > 1 {
                     ColdStorageError::backend(WriteFault(format!(
-                        "gave up after {attempts} tries: {err}"
+                        "gave up after {attempts} tries: {}",
+                        cause(&err)
                     )))
                 } else {
                     err

@@ -230,10 +230,15 @@ async fn logs(
     tip: BlockNumber,
     stream: bool,
 ) -> ColdResult<Verdict> {
-    let from = pick_number(rng, tip);
     let c = rng.below(CONTRACTS);
     let mut form =
         [Range::Explicit, Range::OpenEnded, Range::ToLatest, Range::Hash][rng.below(4) as usize];
+    let from = match form {
+        // Up to the tip: the last few blocks, as a node polling for new
+        // logs asks (a wide open range would be a scan of the whole chain).
+        Range::OpenEnded | Range::ToLatest => tip.saturating_sub(rng.below(4)).max(1),
+        Range::Explicit | Range::Hash => pick_number(rng, tip),
+    };
     let hash = record.present(from);
     if hash.is_none() {
         // Nothing to name by hash: the block is not (or no longer) stored.
