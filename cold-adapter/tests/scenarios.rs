@@ -4,7 +4,7 @@
 mod common;
 
 use cold_adapter::{BackendPanicked, ColdStorageConfig, DispatchError};
-use common::{ParkedBackend, chain, guard, mem, sqlite, start, until};
+use common::{ParkedBackend, chain, guard, join_all, mem, sqlite, start, until};
 use signet_cold::{ColdStorageBackend, ColdStorageError};
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
@@ -12,17 +12,6 @@ use tokio::task::JoinSet;
 /// Drain deadline off, so only the test decides when parked reads finish.
 fn patient() -> ColdStorageConfig {
     ColdStorageConfig::default().with_drain_deadline(None)
-}
-
-async fn join_all<T: 'static>(what: &str, mut set: JoinSet<T>) -> Vec<T> {
-    guard(what, async {
-        let mut out = Vec::new();
-        while let Some(done) = set.join_next().await {
-            out.push(done.expect("no test task panics"));
-        }
-        out
-    })
-    .await
 }
 
 async fn c01<B: ColdStorageBackend>(backend: B, name: &str) {

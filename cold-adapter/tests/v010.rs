@@ -16,11 +16,11 @@ use cold_adapter::{ColdStorageConfig, v010::ColdStorage};
 use common::{
     ParkedBackend, chain,
     gated::{Gate, GatedBackend},
-    guard, until,
+    guard, join_all, until,
 };
 use futures_util::{FutureExt, StreamExt};
 use signet_cold::{
-    ColdStorageError, ColdStorageRead, ErasedBackend, Filter, HeaderSpecifier,
+    ColdResult, ColdStorageError, ColdStorageRead, ErasedBackend, Filter, HeaderSpecifier,
     conformance::make_test_block, mem::MemColdBackend,
 };
 use std::{future::Future, time::Duration};
@@ -54,15 +54,17 @@ fn pending<F: Future + Unpin>(fut: &mut F) -> bool {
     fut.now_or_never().is_none()
 }
 
-async fn join_all<T: 'static>(what: &str, mut set: JoinSet<T>) -> Vec<T> {
-    guard(what, async {
-        let mut out = Vec::new();
-        while let Some(done) = set.join_next().await {
-            out.push(done.expect("no test task panics"));
-        }
-        out
-    })
-    .await
+/// `n` uncached reads (`get_transaction_count(1)`), each in a task.
+fn spawn_reads<B: signet_cold::ColdStorageBackend>(
+    cs: &ColdStorage<B>,
+    n: usize,
+) -> JoinSet<ColdResult<u64>> {
+    let mut reads = JoinSet::new();
+    for _ in 0..n {
+        let cs = cs.clone();
+        reads.spawn(async move { cs.get_transaction_count(1).await });
+    }
+    reads
 }
 
 fn log_count(blocks: &[signet_cold::BlockData]) -> usize {
@@ -337,11 +339,7 @@ async fn write_amid_saturating_reads_makes_progress() {
 async fn write_is_served_before_reads_queued_after_it() {
     let f = gated(patient());
     f.gate.hold_reads();
-    let mut first = JoinSet::new();
-    for _ in 0..64 {
-        let cs = f.cs.clone();
-        first.spawn(async move { cs.get_transaction_count(1).await });
-    }
+    let first = spawn_reads(&f.cs, 64);
     f.gate.wait_for("64 reads held", |c| c.reads_held == 64).await;
     let cs = f.cs.clone();
     let write = tokio::spawn(async move { cs.append_block(make_test_block(1)).await });
@@ -373,11 +371,7 @@ async fn write_is_served_before_reads_queued_after_it() {
 async fn cancel_under_read_backpressure_fails_every_read_fast() {
     let f = gated(patient());
     f.gate.hold_reads();
-    let mut reads = JoinSet::new();
-    for _ in 0..65 {
-        let cs = f.cs.clone();
-        reads.spawn(async move { cs.get_transaction_count(1).await });
-    }
+    let reads = spawn_reads(&f.cs, 65);
     f.gate.wait_for("64 reads held", |c| c.reads_held == 64).await;
     let cs = f.cs.clone();
     until("one read queued", || cs.health().readers_queued == 1).await;
@@ -401,11 +395,7 @@ async fn cancel_during_a_write_drain_still_runs_the_queued_write() {
     let f = gated(patient());
     f.cs.append_blocks(chain(3)).await.unwrap();
     f.gate.hold_reads();
-    let mut reads = JoinSet::new();
-    for _ in 0..64 {
-        let cs = f.cs.clone();
-        reads.spawn(async move { cs.get_transaction_count(1).await });
-    }
+    let reads = spawn_reads(&f.cs, 64);
     f.gate.wait_for("64 reads held", |c| c.reads_held == 64).await;
     let cs = f.cs.clone();
     let write = tokio::spawn(async move { cs.truncate_above(1).await });
@@ -527,11 +517,7 @@ async fn streams_run_beside_a_full_read_pool_and_a_pending_drain() {
     let blocks = chain(3);
     f.cs.append_blocks(blocks.clone()).await.unwrap();
     f.gate.hold_reads();
-    let mut reads = JoinSet::new();
-    for _ in 0..64 {
-        let cs = f.cs.clone();
-        reads.spawn(async move { cs.get_transaction_count(1).await });
-    }
+    let reads = spawn_reads(&f.cs, 64);
     f.gate.wait_for("64 reads held", |c| c.reads_held == 64).await;
     let cs = f.cs.clone();
     let write = tokio::spawn(async move { cs.truncate_above(0).await });

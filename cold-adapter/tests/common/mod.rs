@@ -40,6 +40,19 @@ pub async fn until(what: &str, mut cond: impl FnMut() -> bool) {
     .await;
 }
 
+/// Joins every task of `set`, failing the test if one panics or the lot
+/// takes longer than [`GUARD`].
+pub async fn join_all<T: 'static>(what: &str, mut set: tokio::task::JoinSet<T>) -> Vec<T> {
+    guard(what, async {
+        let mut out = Vec::new();
+        while let Some(done) = set.join_next().await {
+            out.push(done.expect("no test task panics"));
+        }
+        out
+    })
+    .await
+}
+
 /// A store to run a scenario over. SQLite keeps its temp dir alive.
 pub struct Store<B> {
     pub backend: B,
