@@ -171,7 +171,8 @@ impl ColdStorageConfig {
     }
 
     /// Sets the number of entries in each cache map: headers, transactions
-    /// and receipts (default 2048 each).
+    /// and receipts (default 2048 each). The bound is approximate: each map
+    /// is split into shards and the capacity rounded per shard.
     ///
     /// # Panics
     ///
