@@ -1,7 +1,9 @@
 //! The cold adapter's `ColdStorageHandle` against signet-cold 0.10's own
 //! `ColdStorage` handle, over the same kind of backend (each side gets its
 //! own backend instance holding the same blocks, so writes on one side never
-//! touch the other's data).
+//! touch the other's data; on Postgres each side gets a fresh database).
+//! [`Side::Ceiling`] is the backend itself, called directly with no task or
+//! handle: the most any handle could reach on uncached reads.
 //!
 //! * [`uncached_reads`]: `get_header_by_hash` (cached by neither handle) from
 //!   C concurrent tasks, closed loop; throughput.
@@ -19,16 +21,17 @@
 //! else.
 
 use std::sync::Arc;
-use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use alloy_primitives::B256;
-use cold_adapter::{ColdStorageHandle, ColdStorageTask};
+use cold_adapter::{ColdStorageConfig, ColdStorageHandle, ColdStorageTask};
+use cold_testkit::postgres::{FreshDatabase, create_database, drop_database};
 use metrics::{Counter, Gauge, Histogram, HistogramFn, Key, KeyName, Metadata, SharedString, Unit};
 use signet_cold::conformance::make_test_block;
 use signet_cold::mem::MemColdBackend;
-use signet_cold::{BlockData, ColdStorage};
+use signet_cold::{BlockData, ColdStorage, ColdStorageRead, ColdStorageWrite, HeaderSpecifier};
 use signet_cold_sql::SqlColdBackend;
 use tokio::runtime::Runtime;
 use tokio_util::sync::CancellationToken;
@@ -40,6 +43,9 @@ pub enum Side {
     Ours,
     /// `signet_cold::ColdStorage` 0.10 (tokio semaphores inside).
     Signet,
+    /// The backend called directly from the reading tasks: no handle, no
+    /// task, no permit, no cache. Reads only.
+    Ceiling,
 }
 
 impl Side {
@@ -48,6 +54,7 @@ impl Side {
         match self {
             Side::Ours => "cold_adapter",
             Side::Signet => "signet_cold_0_10",
+            Side::Ceiling => "backend_direct",
         }
     }
 }
@@ -58,8 +65,12 @@ pub enum Backend {
     /// `signet_cold::mem::MemColdBackend`.
     Mem,
     /// `signet_cold_sql::SqlColdBackend` over a SQLite file in a temporary
-    /// directory (default pool).
+    /// directory (default pool: 10 connections).
     Sqlite,
+    /// `signet_cold_sql::SqlColdBackend` over a fresh database on the server
+    /// of `DATABASE_URL` (default pool: 10 connections), dropped with the
+    /// fixture.
+    Postgres,
 }
 
 impl Backend {
@@ -68,6 +79,16 @@ impl Backend {
         match self {
             Backend::Mem => "mem",
             Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+
+    /// The SQL backends' default pool size (sqlx's `PoolOptions` default),
+    /// `None` for the in-memory backend.
+    pub fn pool_size(self) -> Option<usize> {
+        match self {
+            Backend::Mem => None,
+            Backend::Sqlite | Backend::Postgres => Some(10),
         }
     }
 }
@@ -77,6 +98,8 @@ enum Handle {
     Ours(ColdStorageHandle),
     SignetMem(ColdStorage<MemColdBackend>),
     SignetSql(ColdStorage<SqlColdBackend>),
+    CeilingMem(MemColdBackend),
+    CeilingSql(SqlColdBackend),
 }
 
 impl Handle {
@@ -85,6 +108,8 @@ impl Handle {
             Handle::Ours(h) => h.get_header_by_hash(hash).await,
             Handle::SignetMem(h) => h.get_header_by_hash(hash).await,
             Handle::SignetSql(h) => h.get_header_by_hash(hash).await,
+            Handle::CeilingMem(b) => b.get_header(HeaderSpecifier::Hash(hash)).await,
+            Handle::CeilingSql(b) => b.get_header(HeaderSpecifier::Hash(hash)).await,
         };
         assert!(found.expect("read failed").is_some(), "header missing");
     }
@@ -94,6 +119,8 @@ impl Handle {
             Handle::Ours(h) => h.get_header_by_number(number).await,
             Handle::SignetMem(h) => h.get_header_by_number(number).await,
             Handle::SignetSql(h) => h.get_header_by_number(number).await,
+            Handle::CeilingMem(b) => b.get_header(HeaderSpecifier::Number(number)).await,
+            Handle::CeilingSql(b) => b.get_header(HeaderSpecifier::Number(number)).await,
         };
         assert!(found.expect("read failed").is_some(), "header missing");
     }
@@ -103,6 +130,8 @@ impl Handle {
             Handle::Ours(h) => h.append_block(block).await,
             Handle::SignetMem(h) => h.append_block(block).await,
             Handle::SignetSql(h) => h.append_block(block).await,
+            Handle::CeilingMem(b) => b.append_block(block).await,
+            Handle::CeilingSql(b) => b.append_block(block).await,
         }
         .expect("append failed");
     }
@@ -112,6 +141,8 @@ impl Handle {
             Handle::Ours(h) => h.append_blocks(blocks).await,
             Handle::SignetMem(h) => h.append_blocks(blocks).await,
             Handle::SignetSql(h) => h.append_blocks(blocks).await,
+            Handle::CeilingMem(b) => b.append_blocks(blocks).await,
+            Handle::CeilingSql(b) => b.append_blocks(blocks).await,
         }
         .expect("append failed");
     }
@@ -119,13 +150,15 @@ impl Handle {
 
 /// One handle over one freshly filled backend.
 ///
-/// Dropping it cancels the handle's task(s) and removes the SQLite file.
+/// Dropping it cancels the handle's task(s), removes the SQLite file and
+/// drops the Postgres database.
 pub struct Fixture {
     handle: Handle,
     hashes: Arc<Vec<B256>>,
     next_block: u64,
     cancel: CancellationToken,
     _dir: Option<tempfile::TempDir>,
+    database: Option<FreshDatabase>,
 }
 
 impl std::fmt::Debug for Fixture {
@@ -140,7 +173,23 @@ impl std::fmt::Debug for Fixture {
 impl Drop for Fixture {
     fn drop(&mut self) {
         self.cancel.cancel();
+        if let Some(db) = self.database.take() {
+            // Drop may run inside the bench's runtime: drop the database
+            // from a thread with a runtime of its own.
+            let dropped = std::thread::spawn(move || {
+                crate::current_thread().block_on(drop_database(&db)).map(|()| db.name)
+            })
+            .join();
+            if let Ok(Err(err)) = dropped {
+                eprintln!("cannot drop a bench database: {err}");
+            }
+        }
     }
+}
+
+/// The `DATABASE_URL` Postgres fixtures are created under, if set.
+pub fn database_url() -> Option<String> {
+    std::env::var("DATABASE_URL").ok().filter(|url| !url.is_empty())
 }
 
 impl Fixture {
@@ -152,23 +201,65 @@ impl Fixture {
     ///
     /// If the backend cannot be created or the appends fail.
     pub async fn new(side: Side, backend: Backend, blocks: u64) -> Fixture {
+        Self::build(side, backend, blocks, ColdStorageConfig::default()).await
+    }
+
+    /// [`Fixture::new`] for [`Side::Ours`] with the read cap set to
+    /// `read_cap` (the rest of the configuration is the default).
+    ///
+    /// # Panics
+    ///
+    /// As [`Fixture::new`]; also if `read_cap` is 0.
+    pub async fn ours_with_read_cap(backend: Backend, blocks: u64, read_cap: usize) -> Fixture {
+        let config = ColdStorageConfig::default().with_read_cap(read_cap);
+        Self::build(Side::Ours, backend, blocks, config).await
+    }
+
+    async fn build(
+        side: Side,
+        backend: Backend,
+        blocks: u64,
+        config: ColdStorageConfig,
+    ) -> Fixture {
         let cancel = CancellationToken::new();
-        let (handle, dir) = match (side, backend) {
-            (Side::Ours, Backend::Mem) => {
-                (Handle::Ours(ColdStorageTask::spawn(MemColdBackend::new(), cancel.clone())), None)
+        let mut dir = None;
+        let mut database = None;
+        let handle = match backend {
+            Backend::Mem => {
+                let mem = MemColdBackend::new();
+                match side {
+                    Side::Ours => Handle::Ours(ColdStorageTask::spawn_with_config(
+                        mem,
+                        cancel.clone(),
+                        config,
+                    )),
+                    Side::Signet => Handle::SignetMem(ColdStorage::new(mem, cancel.clone())),
+                    Side::Ceiling => Handle::CeilingMem(mem),
+                }
             }
-            (Side::Signet, Backend::Mem) => {
-                (Handle::SignetMem(ColdStorage::new(MemColdBackend::new(), cancel.clone())), None)
-            }
-            (side, Backend::Sqlite) => {
-                let dir = tempfile::tempdir().expect("temporary directory");
-                let url = format!("sqlite://{}?mode=rwc", dir.path().join("cold.db").display());
-                let sql = SqlColdBackend::connect(&url).await.expect("open SQLite backend");
-                let handle = match side {
-                    Side::Ours => Handle::Ours(ColdStorageTask::spawn(sql, cancel.clone())),
-                    Side::Signet => Handle::SignetSql(ColdStorage::new(sql, cancel.clone())),
+            Backend::Sqlite | Backend::Postgres => {
+                let url = if backend == Backend::Sqlite {
+                    let tmp = tempfile::tempdir().expect("temporary directory");
+                    let url = cold_testkit::sqlite_url(&tmp.path().join("cold.db"));
+                    dir = Some(tmp);
+                    url
+                } else {
+                    let admin = database_url().expect("Postgres fixtures need DATABASE_URL");
+                    let db = create_database(&admin, &format!("bench_{}", side.name())).await;
+                    let url = db.url.clone();
+                    database = Some(db);
+                    url
                 };
-                (handle, Some(dir))
+                let sql = SqlColdBackend::connect(&url).await.expect("open the SQL backend");
+                match side {
+                    Side::Ours => Handle::Ours(ColdStorageTask::spawn_with_config(
+                        sql,
+                        cancel.clone(),
+                        config,
+                    )),
+                    Side::Signet => Handle::SignetSql(ColdStorage::new(sql, cancel.clone())),
+                    Side::Ceiling => Handle::CeilingSql(sql),
+                }
             }
         };
         let data: Vec<BlockData> = (0..blocks).map(make_test_block).collect();
@@ -176,7 +267,14 @@ impl Fixture {
         for chunk in data.chunks(256) {
             handle.append_blocks(chunk.to_vec()).await;
         }
-        Fixture { handle, hashes: Arc::new(hashes), next_block: blocks, cancel, _dir: dir }
+        Fixture {
+            handle,
+            hashes: Arc::new(hashes),
+            next_block: blocks,
+            cancel,
+            _dir: dir,
+            database,
+        }
     }
 
     /// Blocks stored so far (the next append gets this number).
@@ -265,12 +363,11 @@ pub struct FloodResult {
     pub latencies: Vec<Duration>,
     /// Wall time from the first append issued to the last completed.
     pub total: Duration,
-    /// Drains the handle made while the appends ran.
-    pub drains: u64,
-    /// Total time those drains waited for reads to leave, as the handles
-    /// record it (adapter: `drain_wait_us`; signet-cold: the
-    /// `acquire_many(64)` permit wait).
-    pub drain_wait: Duration,
+    /// Each drain the handle made while the appends ran: how long it waited
+    /// for reads to leave, as the handles record it (adapter:
+    /// `drain_wait_us`, once per drain; signet-cold: the `acquire_many(64)`
+    /// permit wait, once per write).
+    pub drain_waits: Vec<Duration>,
     /// Reads the flood completed while the appends ran.
     pub reads: u64,
 }
@@ -281,13 +378,18 @@ pub struct FloodResult {
 ///
 /// # Panics
 ///
-/// If a read or an append fails.
+/// If a read or an append fails, or for [`Side::Ceiling`] (no drains to
+/// measure there).
 pub fn writes_under_flood(
     rt: &Runtime,
     fx: &mut Fixture,
     readers: usize,
     writes: Writes,
 ) -> FloodResult {
+    assert!(
+        !matches!(fx.handle, Handle::CeilingMem(_) | Handle::CeilingSql(_)),
+        "no drains to time"
+    );
     let first = fx.next_block;
     let count = match writes {
         Writes::Sequential(n) | Writes::Burst(n) => n,
@@ -319,7 +421,6 @@ pub fn writes_under_flood(
 
         let blocks: Vec<BlockData> = (first..first + count as u64).map(make_test_block).collect();
         let drains_before = drains_recorded();
-        let wait_before = drain_wait_recorded();
         let reads_before = reads.load(Ordering::Relaxed);
         let start = Instant::now();
         let latencies = match writes {
@@ -344,15 +445,14 @@ pub fn writes_under_flood(
             }
         };
         let total = start.elapsed();
-        let drains = drains_recorded() - drains_before;
-        let drain_wait = drain_wait_recorded().saturating_sub(wait_before);
+        let drain_waits = drain_waits_since(drains_before);
         let reads_done = reads.load(Ordering::Relaxed) - reads_before;
 
         stop.store(true, Ordering::Relaxed);
         for task in flood {
             task.await.expect("reader panicked");
         }
-        FloodResult { latencies, total, drains, drain_wait, reads: reads_done }
+        FloodResult { latencies, total, drain_waits, reads: reads_done }
     })
 }
 
@@ -369,19 +469,28 @@ pub fn quantile(samples: &[Duration], q: f64) -> Duration {
 
 // ----- drain counting through the metrics facade ---------------------------
 
-static DRAINS: AtomicU64 = AtomicU64::new(0);
-static DRAIN_WAIT_US: AtomicU64 = AtomicU64::new(0);
+/// Every drain wait recorded so far, in microseconds, in order.
+static DRAIN_WAITS_US: Mutex<Vec<u64>> = Mutex::new(Vec::new());
 
-/// Total drain wait recorded by either handle since the process started
-/// (zero until [`install_drain_counter`] has run).
-pub fn drain_wait_recorded() -> Duration {
-    Duration::from_micros(DRAIN_WAIT_US.load(Ordering::Relaxed))
+fn drain_waits() -> std::sync::MutexGuard<'static, Vec<u64>> {
+    DRAIN_WAITS_US.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// Drains recorded by either handle since the process started (0 until
 /// [`install_drain_counter`] has run).
-pub fn drains_recorded() -> u64 {
-    DRAINS.load(Ordering::Relaxed)
+pub fn drains_recorded() -> usize {
+    drain_waits().len()
+}
+
+/// The waits of the drains recorded after the first `mark` (a
+/// [`drains_recorded`] taken earlier).
+pub fn drain_waits_since(mark: usize) -> Vec<Duration> {
+    drain_waits()
+        .get(mark..)
+        .unwrap_or_default()
+        .iter()
+        .map(|&us| Duration::from_micros(us))
+        .collect()
 }
 
 /// Installs, once per process, the global `metrics` recorder that counts
@@ -398,9 +507,8 @@ struct DrainTick;
 
 impl HistogramFn for DrainTick {
     fn record(&self, micros: f64) {
-        DRAINS.fetch_add(1, Ordering::Relaxed);
         // Both handles record whole, non-negative microseconds.
-        DRAIN_WAIT_US.fetch_add(micros.max(0.0) as u64, Ordering::Relaxed);
+        drain_waits().push(micros.max(0.0) as u64);
     }
 }
 

@@ -17,7 +17,9 @@
 //!   releases, and how long a reader queued behind a drain takes to run once
 //!   that drain is dropped.
 //! * [`cold`]: the cold adapter's `ColdStorageHandle` against signet-cold
-//!   0.10's `ColdStorage` over the same backends (in-memory and SQLite).
+//!   0.10's `ColdStorage` over the same backends (in-memory, SQLite and,
+//!   with `DATABASE_URL` set, Postgres), and against the backend called
+//!   directly (the ceiling).
 //! * [`report`]: the table the report binary prints, plus the machine and
 //!   date lines.
 

@@ -105,44 +105,68 @@ pub fn with_database(url: &str, db: &str) -> Result<String, url::ParseError> {
     Ok(parsed.into())
 }
 
-/// Creates a database named after `test`, runs `body` in it and drops it,
-/// also when `body` panics (the panic is then resumed).
-fn in_fresh_database(test: &str, body: Body) {
-    let admin_url = std::env::var("DATABASE_URL").expect("checked by skip_reason");
+/// Creates a database named `{prefix}_{pid}_{nanos}` (the prefix cut to 32
+/// characters, anything but ASCII letters and digits made `_`) on the
+/// server of `admin_url`.
+///
+/// # Panics
+///
+/// When `admin_url` is not a usable URL, the server cannot be reached or
+/// refuses to create the database.
+pub async fn create_database(admin_url: &str, prefix: &str) -> FreshDatabase {
     let nanos = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()
         .subsec_nanos();
     // Postgres names are at most 63 bytes.
-    let test: String = test
+    let prefix: String = prefix
         .chars()
         .take(32)
         .map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_lowercase() } else { '_' })
         .collect();
-    let name = format!("cold_{test}_{}_{nanos}", std::process::id());
-    let url = with_database(&admin_url, &name)
+    let name = format!("{prefix}_{}_{nanos}", std::process::id());
+    let url = with_database(admin_url, &name)
         .unwrap_or_else(|err| panic!("DATABASE_URL is set but is not a usable URL: {err}"));
+    let pool = admin(admin_url).await;
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&pool)
+        .await
+        .unwrap_or_else(|err| panic!("cannot create database {name}: {err}"));
+    pool.close().await;
+    FreshDatabase { url, name, admin_url: admin_url.to_owned() }
+}
+
+/// Drops `db`, closing any connection still open to it (`WITH (FORCE)`).
+///
+/// # Errors
+///
+/// When the server refuses or cannot be reached.
+pub async fn drop_database(db: &FreshDatabase) -> Result<(), sqlx::Error> {
+    let pool = admin(&db.admin_url).await;
+    let dropped = sqlx::query(&format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", db.name))
+        .execute(&pool)
+        .await;
+    pool.close().await;
+    dropped.map(drop)
+}
+
+/// Creates a database named after `test`, runs `body` in it and drops it,
+/// also when `body` panics (the panic is then resumed).
+fn in_fresh_database(test: &str, body: Body) {
+    let admin_url = std::env::var("DATABASE_URL").expect("checked by skip_reason");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("a tokio runtime");
     runtime.block_on(async move {
-        let pool = admin(&admin_url).await;
-        sqlx::query(&format!("CREATE DATABASE {name}"))
-            .execute(&pool)
-            .await
-            .unwrap_or_else(|err| panic!("cannot create database {name}: {err}"));
-        let db = FreshDatabase { url, name: name.clone(), admin_url };
-        let outcome = AssertUnwindSafe(body(db)).catch_unwind().await;
-        let dropped = sqlx::query(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
-            .execute(&pool)
-            .await;
-        pool.close().await;
+        let db = create_database(&admin_url, &format!("cold_{test}")).await;
+        let outcome = AssertUnwindSafe(body(db.clone())).catch_unwind().await;
+        let dropped = drop_database(&db).await;
         if let Err(panic) = outcome {
             std::panic::resume_unwind(panic);
         }
-        dropped.unwrap_or_else(|err| panic!("cannot drop database {name}: {err}"));
+        dropped.unwrap_or_else(|err| panic!("cannot drop database {}: {err}", db.name));
     });
 }
 

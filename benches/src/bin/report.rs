@@ -8,8 +8,11 @@
 //!
 //! `--out PATH` also writes the output (Markdown) to `PATH`. `--only GROUP`
 //! runs only the groups whose name contains `GROUP` (`gate_uncontended`,
-//! `gate_contended`, `drain_latency`, `cold_task`; repeatable), for
-//! iterating on one of them; the README's table comes from a full run.
+//! `gate_contended`, `drain_latency`, `cold_task`, or one backend of it:
+//! `"cold_task (mem)"`, `"cold_task (sqlite)"`, `"cold_task (postgres)"`;
+//! repeatable), for iterating on one of them; the README's table comes from
+//! a full run. The Postgres rows run when `DATABASE_URL` is set, each
+//! handle in a fresh database of that server.
 //! Progress goes to stderr; the report to stdout.
 
 use std::collections::HashMap;
@@ -51,17 +54,24 @@ fn main() {
         ("drain_latency", drain_latency),
         ("cold_task", cold_task),
     ];
-    let unknown: Vec<&String> =
-        only.iter().filter(|o| !groups.iter().any(|(name, _)| name.contains(o.as_str()))).collect();
+    let sub_groups = ["cold_task (mem)", "cold_task (sqlite)", "cold_task (postgres)"];
+    let unknown: Vec<&String> = only
+        .iter()
+        .filter(|o| {
+            !groups.iter().map(|(name, _)| *name).chain(sub_groups).any(|n| n.contains(o.as_str()))
+        })
+        .collect();
     assert!(unknown.is_empty(), "--only {unknown:?} matches no group ({USAGE})");
+    ONLY.set(only.clone()).expect("set once");
 
     let started = Instant::now();
     let load_before = report::load_average();
     cold::install_drain_counter();
     let mut rows = Vec::new();
+    let mut notes = String::new();
     for (name, run) in groups {
-        if only.is_empty() || only.iter().any(|o| name.contains(o.as_str())) {
-            run(&mut rows);
+        if selected(name) {
+            run(&mut rows, &mut notes);
         }
     }
     let load_after = report::load_average();
@@ -86,6 +96,7 @@ fn main() {
         text.push_str(&format!(" Missed: {}.", names.join("; ")));
     }
     text.push('\n');
+    text.push_str(&notes);
     print!("{text}");
     if let Some(path) = out_path {
         std::fs::write(&path, &text).unwrap_or_else(|e| panic!("write {path}: {e}"));
@@ -93,8 +104,19 @@ fn main() {
     }
 }
 
+/// The `--only` arguments.
+static ONLY: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+
+/// Whether `--only` selects group `name`: no `--only`, or one that is part
+/// of `name` (`cold` selects every backend) or names one of its sub-groups
+/// (`cold_task (mem)` selects `cold_task` and, inside it, mem only).
+fn selected(name: &str) -> bool {
+    let only = ONLY.get().map(Vec::as_slice).unwrap_or_default();
+    only.is_empty() || only.iter().any(|o| name.contains(o.as_str()) || o.starts_with(name))
+}
+
 /// One group of the report: appends its rows.
-type Group = fn(&mut Vec<Row>);
+type Group = fn(&mut Vec<Row>, &mut String);
 
 fn progress(what: &str) {
     eprintln!("[report] {what}");
@@ -121,7 +143,7 @@ fn alternate<K: Copy + Eq + std::hash::Hash>(
     samples.into_iter().map(|(k, v)| (k, median(&v))).collect()
 }
 
-fn gate_uncontended(rows: &mut Vec<Row>) {
+fn gate_uncontended(rows: &mut Vec<Row>, _notes: &mut String) {
     progress("gate_uncontended");
     let rt = benches::current_thread();
     // Warm-up: page in code and the allocator.
@@ -165,7 +187,7 @@ fn gate_uncontended(rows: &mut Vec<Row>) {
     }
 }
 
-fn gate_contended(rows: &mut Vec<Row>) {
+fn gate_contended(rows: &mut Vec<Row>, _notes: &mut String) {
     progress("gate_contended");
     let rt = benches::multi_thread(2);
     for drain_every in [None, Some(DRAIN_EVERY)] {
@@ -206,7 +228,7 @@ fn gate_contended(rows: &mut Vec<Row>) {
     }
 }
 
-fn drain_latency(rows: &mut Vec<Row>) {
+fn drain_latency(rows: &mut Vec<Row>, _notes: &mut String) {
     progress("drain_latency");
     let rt = benches::current_thread();
     type Measure = fn(&tokio::runtime::Runtime, Subject, u64) -> Vec<Duration>;
@@ -242,8 +264,8 @@ struct ColdPlan {
     write_rounds: usize,
 }
 
-fn cold_task(rows: &mut Vec<Row>) {
-    let plans = [
+fn cold_task(rows: &mut Vec<Row>, notes: &mut String) {
+    let mut plans = vec![
         ColdPlan {
             backend: Backend::Mem,
             blocks: 1024,
@@ -255,146 +277,274 @@ fn cold_task(rows: &mut Vec<Row>) {
         ColdPlan {
             backend: Backend::Sqlite,
             blocks: 1024,
-            uncached_reads: 3_000,
+            uncached_reads: 2_000,
             cached_reads: 50_000,
             sequential_writes: 40,
             write_rounds: 2,
         },
     ];
+    if cold::database_url().is_some() {
+        plans.push(ColdPlan {
+            backend: Backend::Postgres,
+            blocks: 1024,
+            uncached_reads: 800,
+            cached_reads: 50_000,
+            sequential_writes: 30,
+            write_rounds: 2,
+        });
+    } else {
+        notes.push_str(
+            "\nPostgres rows skipped: DATABASE_URL is not set (the local server: \
+             postgres://postgres@127.0.0.1:5432/test).\n",
+        );
+    }
+    notes.push_str(
+        "\nDrain waits under the 256-reader flood (sequential appends; the adapter \
+         records one per drain, signet-cold one per write), by bucket:\n\n\
+         | backend | handle | drains | < 10 µs | < 100 µs | < 1 ms | < 10 ms | < 100 ms | ≥ 100 ms | max |\n\
+         |---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
     for plan in plans {
-        cold_backend(rows, &plan);
+        let group = cold_group(plan.backend);
+        if selected(group) {
+            cold_backend(rows, notes, &plan);
+        }
     }
 }
 
-fn cold_backend(rows: &mut Vec<Row>, plan: &ColdPlan) {
-    let backend = plan.backend;
-    let group = match backend {
+fn cold_group(backend: Backend) -> &'static str {
+    match backend {
         Backend::Mem => "cold_task (mem)",
         Backend::Sqlite => "cold_task (sqlite)",
-    };
+        Backend::Postgres => "cold_task (postgres)",
+    }
+}
+
+/// Who is measured on one backend: the two handles, the backend called
+/// directly, and (SQL backends) ours with the read cap at the pool size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+enum Who {
+    Ours,
+    Signet,
+    Ceiling,
+    OursAtPool,
+}
+
+fn histogram_line(backend: Backend, who: &str, waits: &[Duration]) -> String {
+    let bounds = [10u128, 100, 1_000, 10_000, 100_000];
+    let mut counts = [0usize; 6];
+    for w in waits {
+        let us = w.as_micros();
+        counts[bounds.iter().position(|&b| us < b).unwrap_or(bounds.len())] += 1;
+    }
+    let max = waits.iter().max().copied().unwrap_or_default();
+    let cells: Vec<String> = counts.iter().map(usize::to_string).collect();
+    format!(
+        "| {} | {who} | {} | {} | {:.0} µs |\n",
+        backend.name(),
+        waits.len(),
+        cells.join(" | "),
+        max.as_secs_f64() * 1e6
+    )
+}
+
+fn cold_backend(rows: &mut Vec<Row>, notes: &mut String, plan: &ColdPlan) {
+    let backend = plan.backend;
+    let group = cold_group(backend);
     progress(group);
     let rt = benches::multi_thread(2);
-    let mut ours = rt.block_on(Fixture::new(Side::Ours, backend, plan.blocks));
-    let mut signet = rt.block_on(Fixture::new(Side::Signet, backend, plan.blocks));
-    let sides = [Side::Ours, Side::Signet];
-    let anchor_name = format!("signet-cold 0.10 ColdStorage ({})", backend.name());
-    let mut push = |what: String, unit: Unit, o: f64, s: f64, target: Option<f64>| {
+    let mut fixtures: HashMap<Who, Fixture> = HashMap::new();
+    for (who, side) in
+        [(Who::Ours, Side::Ours), (Who::Signet, Side::Signet), (Who::Ceiling, Side::Ceiling)]
+    {
+        fixtures.insert(who, rt.block_on(Fixture::new(side, backend, plan.blocks)));
+    }
+    // The small read cap: the pool size on SQL backends; on mem, which has
+    // no pool, the same 10, to see what a small cap costs there.
+    let pool = backend.pool_size().unwrap_or(10);
+    let fx = rt.block_on(Fixture::ours_with_read_cap(backend, plan.blocks, pool));
+    fixtures.insert(Who::OursAtPool, fx);
+    let signet_name = format!("signet-cold 0.10 ColdStorage ({})", backend.name());
+    let ceiling_name = format!("{} backend called directly", backend.name());
+    let cap64_name = format!("cold_adapter, read cap {}", benches::CAP);
+    let pool_note = if backend.pool_size().is_some() { " (= pool)" } else { "" };
+    let at_pool = |what: &str| format!("{what}, read cap {}{pool_note}", pool);
+    let mut push = |what: String, anchor: &str, unit: Unit, o: f64, a: f64, target: Option<f64>| {
         rows.push(Row {
             group,
             what,
-            anchor_name: anchor_name.clone(),
+            anchor_name: anchor.to_owned(),
             unit,
             ours: o,
-            anchor: s,
+            anchor: a,
             target,
         });
     };
 
+    let readers: Vec<Who> = [Who::Ours, Who::Signet, Who::Ceiling, Who::OursAtPool]
+        .into_iter()
+        .filter(|w| fixtures.contains_key(w))
+        .collect();
     for concurrency in [1usize, 64, 256, 1024] {
         progress(&format!("{group}: uncached reads at {concurrency}"));
-        let total = plan.uncached_reads;
-        let m = alternate(&sides, |side| {
-            let fx = if side == Side::Ours { &ours } else { &signet };
-            per_sec(total, cold::uncached_reads(&rt, fx, concurrency, total), 1e3)
+        // One reader at a time is the slowest row on a SQL backend.
+        let total = if concurrency == 1 { plan.uncached_reads / 4 } else { plan.uncached_reads };
+        let m = alternate(&readers, |who| {
+            per_sec(total, cold::uncached_reads(&rt, &fixtures[&who], concurrency, total), 1e3)
         });
-        let target = (concurrency == 256).then_some(1.5);
+        let what = format!("uncached reads (by hash), concurrency {concurrency}");
         push(
-            format!("uncached reads (by hash), concurrency {concurrency}"),
+            what.clone(),
+            &signet_name,
             Unit::KopsPerSec,
-            m[&Side::Ours],
-            m[&Side::Signet],
-            target,
+            m[&Who::Ours],
+            m[&Who::Signet],
+            Some(1.0),
         );
+        push(
+            what.clone(),
+            &ceiling_name,
+            Unit::KopsPerSec,
+            m[&Who::Ours],
+            m[&Who::Ceiling],
+            Some(0.95),
+        );
+        if let Some(capped) = m.get(&Who::OursAtPool) {
+            push(at_pool(&what), &cap64_name, Unit::KopsPerSec, *capped, m[&Who::Ours], None);
+        }
     }
 
     progress(&format!("{group}: cached reads"));
     let total = plan.cached_reads;
-    let m = alternate(&sides, |side| {
-        let fx = if side == Side::Ours { &ours } else { &signet };
-        per_sec(total, cold::cached_reads(&rt, fx, 64, total), 1e3)
+    let m = alternate(&[Who::Ours, Who::Signet], |who| {
+        per_sec(total, cold::cached_reads(&rt, &fixtures[&who], 64, total), 1e3)
     });
     push(
         "cached reads (by number), concurrency 64".to_owned(),
+        &signet_name,
         Unit::KopsPerSec,
-        m[&Side::Ours],
-        m[&Side::Signet],
-        None,
+        m[&Who::Ours],
+        m[&Who::Signet],
+        Some(1.5),
     );
 
     progress(&format!("{group}: writes under a 256-reader flood"));
-    let mut latencies: HashMap<Side, Vec<Duration>> = HashMap::new();
-    let mut flood_rates: HashMap<Side, Vec<f64>> = HashMap::new();
-    let mut drain_waits: HashMap<Side, (Duration, u64)> = HashMap::new();
-    let mut bursts: HashMap<Side, Vec<(f64, f64)>> = HashMap::new();
+    let writers: Vec<Who> = [Who::Ours, Who::Signet, Who::OursAtPool]
+        .into_iter()
+        .filter(|w| fixtures.contains_key(w))
+        .collect();
+    let mut latencies: HashMap<Who, Vec<Duration>> = HashMap::new();
+    let mut flood_rates: HashMap<Who, Vec<f64>> = HashMap::new();
+    let mut drain_waits: HashMap<Who, Vec<Duration>> = HashMap::new();
+    let mut bursts: HashMap<Who, Vec<(f64, f64)>> = HashMap::new();
     for round in 0..plan.write_rounds {
-        let order = if round % 2 == 0 { sides } else { [Side::Signet, Side::Ours] };
-        for side in order {
-            let fx = if side == Side::Ours { &mut ours } else { &mut signet };
+        let order: Vec<Who> =
+            if round % 2 == 0 { writers.clone() } else { writers.iter().rev().copied().collect() };
+        for who in order {
+            let fx = fixtures.get_mut(&who).expect("a fixture per writer");
             let seq =
                 cold::writes_under_flood(&rt, fx, 256, Writes::Sequential(plan.sequential_writes));
-            flood_rates.entry(side).or_default().push(per_sec(seq.reads, seq.total, 1e3));
-            let waits = drain_waits.entry(side).or_default();
-            waits.0 += seq.drain_wait;
-            waits.1 += seq.drains;
-            latencies.entry(side).or_default().extend(seq.latencies);
+            flood_rates.entry(who).or_default().push(per_sec(seq.reads, seq.total, 1e3));
+            drain_waits.entry(who).or_default().extend(seq.drain_waits);
+            latencies.entry(who).or_default().extend(seq.latencies);
             let burst = cold::writes_under_flood(&rt, fx, 256, Writes::Burst(64));
             bursts
-                .entry(side)
+                .entry(who)
                 .or_default()
-                .push((burst.drains as f64, burst.total.as_secs_f64() * 1e3));
+                .push((burst.drain_waits.len() as f64, burst.total.as_secs_f64() * 1e3));
         }
     }
-    let q = |side: Side, q: f64| cold::quantile(&latencies[&side], q).as_secs_f64() * 1e6;
+    let q = |who: Who, q: f64| cold::quantile(&latencies[&who], q).as_secs_f64() * 1e6;
+    let wait = |who: Who, q: f64| cold::quantile(&drain_waits[&who], q).as_secs_f64() * 1e6;
+    let flood = "256 readers flooding";
     push(
-        "append_block latency p50, 256 readers flooding".to_owned(),
+        format!("append_block latency p50, {flood}"),
+        &signet_name,
         Unit::Micros,
-        q(Side::Ours, 0.5),
-        q(Side::Signet, 0.5),
+        q(Who::Ours, 0.5),
+        q(Who::Signet, 0.5),
         None,
     );
     push(
-        "append_block latency p99, 256 readers flooding".to_owned(),
+        format!("append_block latency p99, {flood}"),
+        &signet_name,
         Unit::Micros,
-        q(Side::Ours, 0.99),
-        q(Side::Signet, 0.99),
+        q(Who::Ours, 0.99),
+        q(Who::Signet, 0.99),
         Some(0.5),
     );
-    let mean_wait = |side: Side| {
-        let (total, drains) = drain_waits[&side];
-        total.as_secs_f64() * 1e6 / drains.max(1) as f64
-    };
-    push(
-        "mean drain wait of those appends".to_owned(),
-        Unit::Micros,
-        mean_wait(Side::Ours),
-        mean_wait(Side::Signet),
-        None,
-    );
+    for (label, quant) in [("p50", 0.5), ("p99", 0.99), ("max", 1.0)] {
+        push(
+            format!("drain wait {label} of those appends"),
+            &signet_name,
+            Unit::Micros,
+            wait(Who::Ours, quant),
+            wait(Who::Signet, quant),
+            None,
+        );
+    }
     push(
         "flood read throughput while those appends run".to_owned(),
+        &signet_name,
         Unit::KopsPerSec,
-        median(&flood_rates[&Side::Ours]),
-        median(&flood_rates[&Side::Signet]),
+        median(&flood_rates[&Who::Ours]),
+        median(&flood_rates[&Who::Signet]),
         None,
     );
-    let burst = |side: Side, pick: fn(&(f64, f64)) -> f64| {
-        median(&bursts[&side].iter().map(pick).collect::<Vec<_>>())
+    let burst = |who: Who, pick: fn(&(f64, f64)) -> f64| {
+        median(&bursts[&who].iter().map(pick).collect::<Vec<_>>())
     };
     push(
         "burst of 64 appends: drains".to_owned(),
+        &signet_name,
         Unit::Count,
-        burst(Side::Ours, |b| b.0),
-        burst(Side::Signet, |b| b.0),
+        burst(Who::Ours, |b| b.0),
+        burst(Who::Signet, |b| b.0),
         None,
     );
     push(
         "burst of 64 appends: total time".to_owned(),
+        &signet_name,
         Unit::Millis,
-        burst(Side::Ours, |b| b.1),
-        burst(Side::Signet, |b| b.1),
+        burst(Who::Ours, |b| b.1),
+        burst(Who::Signet, |b| b.1),
         None,
     );
-    drop(ours);
-    drop(signet);
+    if latencies.contains_key(&Who::OursAtPool) {
+        push(
+            at_pool(&format!("append_block latency p99, {flood}")),
+            &cap64_name,
+            Unit::Micros,
+            q(Who::OursAtPool, 0.99),
+            q(Who::Ours, 0.99),
+            None,
+        );
+        push(
+            at_pool("drain wait p99"),
+            &cap64_name,
+            Unit::Micros,
+            wait(Who::OursAtPool, 0.99),
+            wait(Who::Ours, 0.99),
+            None,
+        );
+        push(
+            at_pool("flood read throughput while those appends run"),
+            &cap64_name,
+            Unit::KopsPerSec,
+            median(&flood_rates[&Who::OursAtPool]),
+            median(&flood_rates[&Who::Ours]),
+            None,
+        );
+    }
+    for who in &writers {
+        let name = match who {
+            Who::Ours => "cold_adapter".to_owned(),
+            Who::Signet => "signet-cold 0.10".to_owned(),
+            Who::OursAtPool => format!("cold_adapter, read cap {}", pool),
+            Who::Ceiling => unreachable!("the ceiling makes no writes"),
+        };
+        notes.push_str(&histogram_line(backend, &name, &drain_waits[who]));
+    }
+    drop(fixtures);
     rt.shutdown_timeout(Duration::from_secs(5));
 }
