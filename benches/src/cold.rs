@@ -176,10 +176,9 @@ impl Drop for Fixture {
         if let Some(db) = self.database.take() {
             // Drop may run inside the bench's runtime: drop the database
             // from a thread with a runtime of its own.
-            let dropped = std::thread::spawn(move || {
-                crate::current_thread().block_on(drop_database(&db)).map(|()| db.name)
-            })
-            .join();
+            let dropped =
+                std::thread::spawn(move || crate::current_thread().block_on(drop_database(&db)))
+                    .join();
             if let Ok(Err(err)) = dropped {
                 eprintln!("cannot drop a bench database: {err}");
             }
