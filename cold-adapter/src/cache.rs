@@ -10,6 +10,10 @@
 //! above its block. Only values the backend returned while their read held a
 //! permit are inserted, and truncates evict while holding the drain, so an
 //! insert can never land after the eviction that should have removed it.
+//! For the same reason an entry already cached is the value any read under
+//! a permit would find: an insert of a key already present is skipped
+//! (reads by hash would otherwise clone and re-insert a header on every
+//! call).
 
 use alloy::primitives::BlockNumber;
 use quick_cache::sync::Cache;
@@ -39,7 +43,7 @@ impl ColdCache {
     }
 
     pub(crate) fn put_header(&self, header: &SealedHeader) {
-        self.headers.insert(header.number, header.clone());
+        insert_new(&self.headers, header.number, header);
     }
 
     pub(crate) fn transaction(
@@ -52,7 +56,7 @@ impl ColdCache {
 
     pub(crate) fn put_transaction(&self, tx: &Confirmed<RecoveredTx>) {
         let meta = tx.meta();
-        self.transactions.insert((meta.block_number(), meta.transaction_index()), tx.clone());
+        insert_new(&self.transactions, (meta.block_number(), meta.transaction_index()), tx);
     }
 
     pub(crate) fn receipt(&self, block: BlockNumber, index: u64) -> Option<ColdReceipt> {
@@ -60,7 +64,7 @@ impl ColdCache {
     }
 
     pub(crate) fn put_receipt(&self, receipt: &ColdReceipt) {
-        self.receipts.insert((receipt.block_number, receipt.transaction_index), receipt.clone());
+        insert_new(&self.receipts, (receipt.block_number, receipt.transaction_index), receipt);
     }
 
     /// Evicts every entry of block `first` and above.
@@ -68,5 +72,17 @@ impl ColdCache {
         self.headers.retain(|n, _| *n < first);
         self.transactions.retain(|(n, _), _| *n < first);
         self.receipts.retain(|(n, _), _| *n < first);
+    }
+}
+
+/// Inserts a clone of `value` unless `key` is cached already (see the
+/// [module](self) for why that entry is current).
+fn insert_new<K, V>(cache: &Cache<K, V>, key: K, value: &V)
+where
+    K: Eq + std::hash::Hash + Clone,
+    V: Clone,
+{
+    if !cache.contains_key(&key) {
+        cache.insert(key, value.clone());
     }
 }

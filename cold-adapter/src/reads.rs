@@ -127,10 +127,10 @@ impl Shared {
             metrics::op_error(op, "task_terminated");
             return Err(err);
         }
-        let waited = Instant::now();
         let job = match self.gate.clone().try_acquire_many_owned(permits) {
             Ok(permit) => {
-                metrics::permit_wait(waited.elapsed());
+                // Granted without waiting: no clock read for a zero wait.
+                metrics::permit_wait(std::time::Duration::ZERO);
                 let in_flight = InFlight::read();
                 let started = Instant::now();
                 let mut call = start(op, &make, &self.backend);
@@ -161,7 +161,7 @@ impl Shared {
                     )),
                 }
             }
-            Err(_) => Box::pin(Arc::clone(self).queued(op, permits, make, keep, waited)),
+            Err(_) => Box::pin(Arc::clone(self).queued(op, permits, make, keep, Instant::now())),
         };
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return Err(ColdStorageError::backend(crate::error::NoRuntime));
@@ -309,10 +309,11 @@ impl Shared {
         self: &Arc<Self>,
         spec: HeaderSpecifier,
     ) -> ColdResult<Option<SealedHeader>> {
-        self.ensure_open()?;
         if let HeaderSpecifier::Number(n) = spec
             && let Some(hit) = self.cache.header(n)
         {
+            // A miss is checked by `read`, once.
+            self.ensure_open()?;
             return Ok(Some(hit));
         }
         self.read("get_header", call!(|b| dyn_get_header(spec)), |cache, found| {
@@ -334,10 +335,11 @@ impl Shared {
         self: &Arc<Self>,
         spec: TransactionSpecifier,
     ) -> ColdResult<Option<Confirmed<RecoveredTx>>> {
-        self.ensure_open()?;
         if let TransactionSpecifier::BlockAndIndex { block, index } = spec
             && let Some(hit) = self.cache.transaction(block, index)
         {
+            // A miss is checked by `read`, once.
+            self.ensure_open()?;
             return Ok(Some(hit));
         }
         self.read("get_transaction", call!(|b| dyn_get_transaction(spec)), |cache, found| {
@@ -376,10 +378,11 @@ impl Shared {
         self: &Arc<Self>,
         spec: ReceiptSpecifier,
     ) -> ColdResult<Option<ColdReceipt>> {
-        self.ensure_open()?;
         if let ReceiptSpecifier::BlockAndIndex { block, index } = spec
             && let Some(hit) = self.cache.receipt(block, index)
         {
+            // A miss is checked by `read`, once.
+            self.ensure_open()?;
             return Ok(Some(hit));
         }
         self.read("get_receipt", call!(|b| dyn_get_receipt(spec)), |cache, found| {
