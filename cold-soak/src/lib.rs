@@ -37,6 +37,7 @@ use report::{OpStats, SoakReport, new_histogram};
 use signet_cold::{ColdStorageBackend, mem::MemColdBackend};
 use signet_cold_sql::SqlColdBackend;
 use signet_storage_types::SealedHeader;
+use sqlx::any::AnyPoolOptions;
 use std::{
     collections::{BTreeMap, VecDeque},
     io::IsTerminal,
@@ -80,6 +81,9 @@ pub struct SoakConfig {
     pub kill_connections_every: Duration,
     /// Limits of the task under test.
     pub task: ColdStorageConfig,
+    /// On a SQL backend, set `task`'s read cap to the pool size (see
+    /// cold-adapter's *Choosing the read cap*); `false` keeps `task`'s.
+    pub read_cap_from_pool: bool,
 }
 
 impl Default for SoakConfig {
@@ -97,6 +101,7 @@ impl Default for SoakConfig {
             faults: DEFAULT_FAULTS,
             kill_connections_every: Duration::from_secs(3),
             task: ColdStorageConfig::default(),
+            read_cap_from_pool: true,
         }
     }
 }
@@ -130,12 +135,25 @@ pub const DEFAULT_FAULTS: f64 = 0.002;
 /// How long connecting to a database may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
-async fn connect_sql(url: &str) -> Result<SqlColdBackend, SoakError> {
+/// Connections in a SQL backend's pool (sqlx's default).
+pub const POOL_SIZE: u32 = 10;
+
+/// Opens a SQL backend over a pool of [`POOL_SIZE`] connections and, if
+/// `config` asks for it, sets the task's read cap to that pool's size.
+async fn connect_sql(url: &str, config: &mut SoakConfig) -> Result<SqlColdBackend, SoakError> {
     let fail = |reason: String| SoakError::Connect {
         backend: redact(url),
         reason: backend::scrub(&reason, url),
     };
-    match tokio::time::timeout(CONNECT_TIMEOUT, SqlColdBackend::connect(url)).await {
+    let connect = async {
+        sqlx::any::install_default_drivers();
+        let pool = AnyPoolOptions::new().max_connections(POOL_SIZE).connect(url).await?;
+        if config.read_cap_from_pool {
+            config.task = config.task.with_read_cap_for_pool(&pool);
+        }
+        SqlColdBackend::new(pool).await
+    };
+    match tokio::time::timeout(CONNECT_TIMEOUT, connect).await {
         Ok(Ok(backend)) => Ok(backend),
         Ok(Err(err)) => Err(fail(err.to_string())),
         Err(_) => Err(fail(format!("no answer within {CONNECT_TIMEOUT:?}"))),
@@ -154,22 +172,22 @@ async fn connect_sql(url: &str) -> Result<SqlColdBackend, SoakError> {
 ///
 /// Dropping the future abandons the run; the task it started shuts down as
 /// its handles drop.
-pub async fn run(config: SoakConfig) -> Result<SoakReport, SoakError> {
+pub async fn run(mut config: SoakConfig) -> Result<SoakReport, SoakError> {
     match config.backend.clone() {
         None => {
             let dir = tempfile::tempdir()?;
             let path = dir.path().join("cold.db");
-            let backend = connect_sql(&sqlite_url(&path)).await?;
+            let backend = connect_sql(&sqlite_url(&path), &mut config).await?;
             let label = format!("sqlite:{} (temporary)", path.display());
             run_on(backend, label, config).await
         }
         Some(BackendSpec::Mem) => run_on(MemColdBackend::new(), "mem".to_owned(), config).await,
         Some(BackendSpec::Sqlite(path)) => {
-            let backend = connect_sql(&sqlite_url(&path)).await?;
+            let backend = connect_sql(&sqlite_url(&path), &mut config).await?;
             run_on(backend, BackendSpec::Sqlite(path).to_string(), config).await
         }
         Some(BackendSpec::Postgres(url)) => {
-            let backend = open_postgres(&url).await?;
+            let backend = open_postgres(&url, &mut config).await?;
             let tally = Arc::new(FaultTally::default());
             let stop = CancellationToken::new();
             #[cfg(feature = "postgres")]
@@ -193,7 +211,7 @@ pub async fn run(config: SoakConfig) -> Result<SoakReport, SoakError> {
 }
 
 #[cfg(feature = "postgres")]
-async fn open_postgres(url: &str) -> Result<SqlColdBackend, SoakError> {
+async fn open_postgres(url: &str, config: &mut SoakConfig) -> Result<SqlColdBackend, SoakError> {
     // sqlx's pool retries a refused connection until its timeout and then
     // reports only the timeout; one plain TCP connect first names the cause
     // (refused, no route) at once.
@@ -210,11 +228,11 @@ async fn open_postgres(url: &str) -> Result<SqlColdBackend, SoakError> {
             return Err(SoakError::Connect { backend: redact(url), reason });
         }
     }
-    connect_sql(url).await
+    connect_sql(url, config).await
 }
 
 #[cfg(not(feature = "postgres"))]
-async fn open_postgres(url: &str) -> Result<SqlColdBackend, SoakError> {
+async fn open_postgres(url: &str, _: &mut SoakConfig) -> Result<SqlColdBackend, SoakError> {
     Err(SoakError::PostgresDisabled(redact(url)))
 }
 
@@ -333,6 +351,7 @@ async fn run_with<B: ColdStorageBackend>(
         backend: label,
         seed: config.seed,
         readers: config.readers,
+        read_cap: config.task.read_cap(),
         elapsed_secs: elapsed.as_secs_f64(),
         ..SoakReport::default()
     };

@@ -3,6 +3,7 @@
 //! Parses flags and wires [`cold_soak::run`]; see that module.
 
 use clap::Parser;
+use cold_adapter::ColdStorageConfig;
 use cold_soak::{SoakConfig, backend::BackendSpec};
 use std::{io::Write, process::ExitCode, time::Duration};
 
@@ -24,9 +25,13 @@ struct Flags {
     /// How long the workload runs, in seconds.
     #[arg(long, default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=86_400))]
     duration: u64,
-    /// Concurrent readers (the read cap is 64).
+    /// Concurrent readers.
     #[arg(long, default_value_t = 256, value_parser = clap::value_parser!(u64).range(1..=100_000))]
     readers: u64,
+    /// Backend reads in flight at once (default: the SQL pool size, 10; 64
+    /// on `mem`).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..=100_000))]
+    read_cap: Option<u64>,
     /// Exit 1 if nothing completes for this many seconds while work is pending.
     #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3_600))]
     stall_secs: u64,
@@ -91,6 +96,10 @@ fn main() -> ExitCode {
         progress: !flags.json,
         faults: flags.faults,
         kill_connections_every: Duration::from_secs(flags.kill_every_secs),
+        read_cap_from_pool: flags.read_cap.is_none(),
+        task: flags.read_cap.map_or_else(ColdStorageConfig::default, |cap| {
+            ColdStorageConfig::default().with_read_cap(cap as usize)
+        }),
         ..SoakConfig::default()
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

@@ -47,6 +47,8 @@ pub struct SoakReport {
     pub seed: u64,
     /// Reader tasks.
     pub readers: usize,
+    /// The task's read cap.
+    pub read_cap: usize,
     /// Wall time of the workload, s.
     pub elapsed_secs: f64,
     /// Per operation kind.
@@ -129,8 +131,8 @@ impl fmt::Display for SoakReport {
         writeln!(f, "cold-soak report")?;
         writeln!(
             f,
-            "  backend {}  seed {}  readers {}  elapsed {:.1} s",
-            self.backend, self.seed, self.readers, self.elapsed_secs
+            "  backend {}  seed {}  readers {}  read cap {}  elapsed {:.1} s",
+            self.backend, self.seed, self.readers, self.read_cap, self.elapsed_secs
         )?;
         writeln!(f)?;
         writeln!(
