@@ -17,7 +17,7 @@ fn cold_task(c: &mut Criterion) {
     cold::install_drain_counter();
     let rt = benches::multi_thread(2);
     let mut backends = vec![Backend::Mem, Backend::Sqlite];
-    if cold::database_url().is_some() {
+    if cold_testkit::postgres::database_url().is_some() {
         backends.push(Backend::Postgres);
     } else {
         eprintln!("cold_task: DATABASE_URL not set, Postgres skipped");

@@ -27,11 +27,13 @@ use std::time::{Duration, Instant};
 
 use alloy_primitives::B256;
 use cold_adapter::{ColdStorageConfig, ColdStorageHandle, ColdStorageTask};
-use cold_testkit::postgres::{FreshDatabase, create_database, drop_database};
+use cold_testkit::postgres::{FreshDatabase, create_database, database_url, drop_database};
 use metrics::{Counter, Gauge, Histogram, HistogramFn, Key, KeyName, Metadata, SharedString, Unit};
 use signet_cold::conformance::make_test_block;
 use signet_cold::mem::MemColdBackend;
-use signet_cold::{BlockData, ColdStorage, ColdStorageRead, ColdStorageWrite, HeaderSpecifier};
+use signet_cold::{
+    BlockData, ColdStorage, ColdStorageBackend, ColdStorageRead, ColdStorageWrite, HeaderSpecifier,
+};
 use signet_cold_sql::SqlColdBackend;
 use tokio::runtime::Runtime;
 use tokio_util::sync::CancellationToken;
@@ -102,49 +104,62 @@ enum Handle {
     CeilingSql(SqlColdBackend),
 }
 
+/// Runs `$call` on the handle inside `$handle`, or `$direct` on the backend
+/// of a ceiling: one arm per variant, written once.
+macro_rules! on_each {
+    ($handle:expr, |$h:ident| $call:expr, |$b:ident| $direct:expr) => {
+        match $handle {
+            Handle::Ours($h) => $call,
+            Handle::SignetMem($h) => $call,
+            Handle::SignetSql($h) => $call,
+            Handle::CeilingMem($b) => $direct,
+            Handle::CeilingSql($b) => $direct,
+        }
+    };
+}
+
 impl Handle {
     async fn header_by_hash(&self, hash: B256) {
-        let found = match self {
-            Handle::Ours(h) => h.get_header_by_hash(hash).await,
-            Handle::SignetMem(h) => h.get_header_by_hash(hash).await,
-            Handle::SignetSql(h) => h.get_header_by_hash(hash).await,
-            Handle::CeilingMem(b) => b.get_header(HeaderSpecifier::Hash(hash)).await,
-            Handle::CeilingSql(b) => b.get_header(HeaderSpecifier::Hash(hash)).await,
-        };
+        let found = on_each!(self, |h| h.get_header_by_hash(hash).await, |b| b
+            .get_header(HeaderSpecifier::Hash(hash))
+            .await);
         assert!(found.expect("read failed").is_some(), "header missing");
     }
 
     async fn header_by_number(&self, number: u64) {
-        let found = match self {
-            Handle::Ours(h) => h.get_header_by_number(number).await,
-            Handle::SignetMem(h) => h.get_header_by_number(number).await,
-            Handle::SignetSql(h) => h.get_header_by_number(number).await,
-            Handle::CeilingMem(b) => b.get_header(HeaderSpecifier::Number(number)).await,
-            Handle::CeilingSql(b) => b.get_header(HeaderSpecifier::Number(number)).await,
-        };
+        let found = on_each!(self, |h| h.get_header_by_number(number).await, |b| b
+            .get_header(HeaderSpecifier::Number(number))
+            .await);
         assert!(found.expect("read failed").is_some(), "header missing");
     }
 
     async fn append_block(&self, block: BlockData) {
-        match self {
-            Handle::Ours(h) => h.append_block(block).await,
-            Handle::SignetMem(h) => h.append_block(block).await,
-            Handle::SignetSql(h) => h.append_block(block).await,
-            Handle::CeilingMem(b) => b.append_block(block).await,
-            Handle::CeilingSql(b) => b.append_block(block).await,
-        }
-        .expect("append failed");
+        on_each!(self, |h| h.append_block(block).await, |b| b.append_block(block).await)
+            .expect("append failed");
     }
 
     async fn append_blocks(&self, blocks: Vec<BlockData>) {
-        match self {
-            Handle::Ours(h) => h.append_blocks(blocks).await,
-            Handle::SignetMem(h) => h.append_blocks(blocks).await,
-            Handle::SignetSql(h) => h.append_blocks(blocks).await,
-            Handle::CeilingMem(b) => b.append_blocks(blocks).await,
-            Handle::CeilingSql(b) => b.append_blocks(blocks).await,
+        on_each!(self, |h| h.append_blocks(blocks).await, |b| b.append_blocks(blocks).await)
+            .expect("append failed");
+    }
+
+    /// `side`'s handle over `backend`; `signet` and `ceiling` wrap the
+    /// variants of `backend`'s type.
+    fn over<B: ColdStorageBackend>(
+        side: Side,
+        backend: B,
+        cancel: &CancellationToken,
+        config: ColdStorageConfig,
+        signet: fn(ColdStorage<B>) -> Handle,
+        ceiling: fn(B) -> Handle,
+    ) -> Handle {
+        match side {
+            Side::Ours => {
+                Handle::Ours(ColdStorageTask::spawn_with_config(backend, cancel.clone(), config))
+            }
+            Side::Signet => signet(ColdStorage::new(backend, cancel.clone())),
+            Side::Ceiling => ceiling(backend),
         }
-        .expect("append failed");
     }
 }
 
@@ -186,11 +201,6 @@ impl Drop for Fixture {
     }
 }
 
-/// The `DATABASE_URL` Postgres fixtures are created under, if set.
-pub fn database_url() -> Option<String> {
-    std::env::var("DATABASE_URL").ok().filter(|url| !url.is_empty())
-}
-
 impl Fixture {
     /// Builds `side`'s handle over a new `backend` holding blocks
     /// `0..blocks`, appended through the handle itself. Must be called
@@ -224,18 +234,14 @@ impl Fixture {
         let mut dir = None;
         let mut database = None;
         let handle = match backend {
-            Backend::Mem => {
-                let mem = MemColdBackend::new();
-                match side {
-                    Side::Ours => Handle::Ours(ColdStorageTask::spawn_with_config(
-                        mem,
-                        cancel.clone(),
-                        config,
-                    )),
-                    Side::Signet => Handle::SignetMem(ColdStorage::new(mem, cancel.clone())),
-                    Side::Ceiling => Handle::CeilingMem(mem),
-                }
-            }
+            Backend::Mem => Handle::over(
+                side,
+                MemColdBackend::new(),
+                &cancel,
+                config,
+                Handle::SignetMem,
+                Handle::CeilingMem,
+            ),
             Backend::Sqlite | Backend::Postgres => {
                 let url = if backend == Backend::Sqlite {
                     let tmp = tempfile::tempdir().expect("temporary directory");
@@ -250,15 +256,7 @@ impl Fixture {
                     url
                 };
                 let sql = SqlColdBackend::connect(&url).await.expect("open the SQL backend");
-                match side {
-                    Side::Ours => Handle::Ours(ColdStorageTask::spawn_with_config(
-                        sql,
-                        cancel.clone(),
-                        config,
-                    )),
-                    Side::Signet => Handle::SignetSql(ColdStorage::new(sql, cancel.clone())),
-                    Side::Ceiling => Handle::CeilingSql(sql),
-                }
+                Handle::over(side, sql, &cancel, config, Handle::SignetSql, Handle::CeilingSql)
             }
         };
         let data: Vec<BlockData> = (0..blocks).map(make_test_block).collect();

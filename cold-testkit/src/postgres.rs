@@ -57,6 +57,12 @@ where
     PgTest { name, body: Box::new(move |db| Box::pin(body(db))) }
 }
 
+/// The server Postgres tests and benches run against: `DATABASE_URL`,
+/// unless unset or empty.
+pub fn database_url() -> Option<String> {
+    std::env::var("DATABASE_URL").ok().filter(|url| !url.is_empty())
+}
+
 /// Why Postgres tests cannot run here, or `None` when they can.
 /// `postgres_feature` is whether the crate under test was built with its
 /// `postgres` feature (pass `cfg!(feature = "postgres")`).
@@ -64,9 +70,9 @@ pub fn skip_reason(postgres_feature: bool) -> Option<String> {
     if !postgres_feature {
         return Some("built without the `postgres` feature (add --features postgres)".to_owned());
     }
-    match std::env::var("DATABASE_URL") {
-        Ok(url) if !url.is_empty() => None,
-        _ => Some(format!("DATABASE_URL not set; the local server: {LOCAL_DATABASE_URL}")),
+    match database_url() {
+        Some(_) => None,
+        None => Some(format!("DATABASE_URL not set; the local server: {LOCAL_DATABASE_URL}")),
     }
 }
 
@@ -153,7 +159,7 @@ pub async fn drop_database(db: &FreshDatabase) -> Result<(), sqlx::Error> {
 /// Creates a database named after `test`, runs `body` in it and drops it,
 /// also when `body` panics (the panic is then resumed).
 fn in_fresh_database(test: &str, body: Body) {
-    let admin_url = std::env::var("DATABASE_URL").expect("checked by skip_reason");
+    let admin_url = database_url().expect("checked by skip_reason");
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -283,7 +283,7 @@ fn cold_task(rows: &mut Vec<Row>, notes: &mut String) {
             write_rounds: 2,
         },
     ];
-    if cold::database_url().is_some() {
+    if cold_testkit::postgres::database_url().is_some() {
         plans.push(ColdPlan {
             backend: Backend::Postgres,
             blocks: 1024,
