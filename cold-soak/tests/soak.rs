@@ -109,6 +109,22 @@ async fn default_backend_is_a_temporary_sqlite_file() {
     let report = run(SoakConfig { duration: Duration::from_secs(1), ..short() }).await.unwrap();
     assert!(report.backend.starts_with("sqlite:"), "{}", report.backend);
     assert!(report.passed(), "{report}");
+    // Reads are capped at the pool's connections (cold-adapter's *Choosing
+    // the read cap*).
+    assert_eq!(report.read_cap, cold_soak::POOL_SIZE as usize);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_explicit_read_cap_is_kept_over_the_pool_size() {
+    let config = SoakConfig {
+        duration: Duration::from_secs(1),
+        task: ColdStorageConfig::default().with_read_cap(3),
+        read_cap_from_pool: false,
+        ..short()
+    };
+    let report = run(config).await.unwrap();
+    assert_eq!(report.read_cap, 3);
+    assert!(report.passed(), "{report}");
 }
 
 /// MemColdBackend whose truncates do nothing: old branches stay readable.
