@@ -92,13 +92,16 @@ impl Backoff {
 /// connections: with 64 permits over sqlx's default pool of 10, 54 reads
 /// hold permits while they wait for a connection. **Set the read cap to the
 /// pool size** ([`with_read_cap_for_pool`](Self::with_read_cap_for_pool)
-/// reads it from the pool). Measured with the benches report, 256 readers
-/// flooding uncached reads, cap 10 against cap 64 over a pool of 10 (runs I
-/// and J in `benches/RESULTS.md`): append p99 0.18x–0.30x on SQLite and
-/// Postgres, uncached reads/s within ±10%. The price: fewer reads complete
-/// while writes run back to back (0.45x), since each drain lets at most 10
-/// reads in between. The in-memory backend answers every read on its first
-/// poll and keeps the default.
+/// reads it from the pool). Measured with the benches report, cap 10 against
+/// cap 64 over a pool of 10, SQLite and Postgres, runs I–L in
+/// `benches/RESULTS.md`: append p99 under 256 readers flooding uncached
+/// reads 0.18x–0.43x; uncached reads/s 0.75x–1.06x (most runs within
+/// ±10%). The price: fewer reads complete while writes run back to back
+/// (0.34x–0.71x), since each drain lets at most 10 reads in between. The
+/// in-memory backend answers every read on its first poll, so its reads
+/// never wait for a connection; it keeps the default (with cap 10, 64
+/// readers make 0.18x the reads/s: every read beyond the cap waits, in a
+/// task of its own).
 ///
 /// `signet_cold_sql::SqlColdBackend::connect` opens sqlx's default pool: 10
 /// connections, 1 for an in-memory SQLite database.
