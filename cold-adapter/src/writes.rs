@@ -329,8 +329,8 @@ enum Applied {
     Rest(WriteOp),
     /// A block is there with another hash.
     Conflict(String),
-    /// The check itself failed.
-    Unknown,
+    /// The check itself failed, for this reason.
+    Unknown(String),
 }
 
 /// How a write ended.
@@ -450,7 +450,21 @@ impl Writer<'_> {
             // No read is in flight, so nothing else changes meanwhile.
             match &op {
                 WriteOp::AppendBlock(_) | WriteOp::AppendBlocks(_) => {
-                    match self.applied(&op).await {
+                    // A check that fails says nothing: appending again
+                    // could repeat a committed block (a unique-key error
+                    // on SQL, which is permanent). Ask again instead, on
+                    // the same backoff and budget as the write's retries.
+                    let applied = loop {
+                        let applied = self.applied(&op).await;
+                        let Applied::Unknown(check) = &applied else { break applied };
+                        let Some(delay) = delays.next() else { break applied };
+                        metrics::write_retry(name, "check");
+                        self.note_retry(&op, attempts, &format!("checking it: {check}"), delay);
+                        self.drain = None;
+                        tokio::time::sleep(delay).await;
+                        self.exclusive().await;
+                    };
+                    match applied {
                         Applied::All => {
                             metrics::write_found_applied(name);
                             tracing::info!(op = name, error = %err, "cold write reported failure but had committed");
@@ -464,7 +478,15 @@ impl Writer<'_> {
                             )));
                             break Outcome::Failed { err, halt: true };
                         }
-                        Applied::None | Applied::Unknown => {}
+                        Applied::Unknown(check) => {
+                            let err = ColdStorageError::backend(WriteFault(format!(
+                                "{}; it may have committed, and checking failed after \
+                                 {attempts} tries: {check}",
+                                cause(&err)
+                            )));
+                            break Outcome::Failed { err, halt: true };
+                        }
+                        Applied::None => {}
                     }
                 }
                 WriteOp::DrainAbove(block) if is_transient(&err) => {
@@ -498,28 +520,34 @@ impl Writer<'_> {
                 };
                 break Outcome::Failed { err, halt: true };
             };
-            self.shared.write_retries.fetch_add(1, Ordering::Relaxed);
             metrics::write_retry(name, error_kind(&err));
-            tracing::warn!(
-                op = name,
-                first_block = op.first_block(),
-                attempts,
-                retry_in_ms = delay.as_millis() as u64,
-                error = %err,
-                "cold write failed transiently; retrying",
-            );
-            self.shared.set_retrying(Some(RetryingWrite {
-                op: name,
-                block: op.first_block().unwrap_or_default(),
-                attempts,
-                error: err.to_string(),
-            }));
+            self.note_retry(&op, attempts, &err.to_string(), delay);
             // Let reads run while waiting; later writes stay behind this one.
             self.drain = None;
             tokio::time::sleep(delay).await;
         };
         self.shared.set_retrying(None);
         outcome
+    }
+
+    /// Counts a retry (of the write, or of the check whether it committed)
+    /// and shows it in the log and in `health().retrying`.
+    fn note_retry(&self, op: &WriteOp, attempts: u32, error: &str, delay: Duration) {
+        self.shared.write_retries.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(
+            op = op.name(),
+            first_block = op.first_block(),
+            attempts,
+            retry_in_ms = delay.as_millis() as u64,
+            error,
+            "cold write failed transiently; retrying",
+        );
+        self.shared.set_retrying(Some(RetryingWrite {
+            op: op.name(),
+            block: op.first_block().unwrap_or_default(),
+            attempts,
+            error: error.to_owned(),
+        }));
     }
 
     /// One try, under the drain held by the caller.
@@ -564,7 +592,7 @@ impl Writer<'_> {
             let limit = attempt_limit(backend.dyn_read_timeout(), CHECK_LIMIT);
             let call = AssertUnwindSafe(backend.dyn_get_header(HeaderSpecifier::Number(number)));
             let Ok(found) = tokio::time::timeout(limit, call.catch_unwind()).await else {
-                return Applied::Unknown;
+                return Applied::Unknown(format!("get_header({number}) took over {limit:?}"));
             };
             match found {
                 Ok(Ok(Some(header))) if header.hash() == block.header.hash() => {}
@@ -576,7 +604,13 @@ impl Writer<'_> {
                     ));
                 }
                 Ok(Ok(None)) => rest.push(block.clone()),
-                Ok(Err(_)) | Err(_) => return Applied::Unknown,
+                Ok(Err(err)) => {
+                    return Applied::Unknown(format!("get_header({number}): {err}"));
+                }
+                Err(payload) => {
+                    let panic = BackendPanicked::from_payload("get_header", &*payload);
+                    return Applied::Unknown(panic.to_string());
+                }
             }
         }
         if rest.is_empty() {

@@ -199,6 +199,60 @@ async fn f02_ambiguous_commit_is_found_applied() {
     f02(store.backend.clone(), "sqlite").await;
 }
 
+/// Found by a new user's trial: when the check whether an ambiguous append
+/// committed failed too, the append ran again; on SQL its blocks were there
+/// already, the unique key refused them (a permanent error), the next check
+/// failed as well, and appends halted over a block that had committed. A
+/// failed check is asked again; the append is not repeated.
+async fn f02_check<B: ColdStorageBackend + Clone>(inner: B, name: &str) {
+    let backend = FaultyBackend::new(inner.clone());
+    let task = start(backend.clone(), quick());
+    let blocks = chain(6);
+    task.handle.append_blocks(blocks[..4].to_vec()).await.unwrap();
+    backend.fail_writes(Some(5), WriteFault::Ambiguous, 1);
+    // The first two checks meet a connection reset.
+    backend.fail_reads(2);
+
+    let appended = guard("append_block(5)", task.handle.append_block(blocks[4].clone())).await;
+    assert!(appended.is_ok(), "[{name}] block 5 committed, yet: {appended:?}");
+    assert_eq!(backend.append_calls(5), 1, "[{name}] block 5 appended again");
+    let health = task.handle.health();
+    assert_eq!((health.halted, health.retrying), (None, None), "[{name}]");
+    assert_eq!(health.write_retries, 2, "[{name}] two checks asked again");
+    task.handle.append_block(blocks[5].clone()).await.unwrap();
+    assert_eq!(hashes_present(&inner, &blocks).await, vec![true; 6], "[{name}]");
+    task.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f02_a_failed_check_of_an_ambiguous_append_is_asked_again_not_appended_again() {
+    f02_check(mem().backend, "mem").await;
+    let store = sqlite().await;
+    f02_check(store.backend.clone(), "sqlite").await;
+}
+
+/// A check that keeps failing ends the write with an error that says the
+/// append may have committed, and halts appends (nothing is repeated).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f02_an_append_whose_check_never_answers_halts_without_repeating() {
+    let store = sqlite().await;
+    let backend = FaultyBackend::new(store.backend.clone());
+    let task = start(backend.clone(), quick());
+    let blocks = chain(5);
+    task.handle.append_blocks(blocks[..4].to_vec()).await.unwrap();
+    backend.fail_writes(Some(5), WriteFault::Ambiguous, 1);
+    backend.fail_reads(1_000);
+
+    let appended = guard("append_block(5)", task.handle.append_block(blocks[4].clone())).await;
+    backend.heal();
+    let err = appended.expect_err("the check never answered").to_string();
+    assert!(err.contains("may have committed"), "{err}");
+    assert_eq!(backend.append_calls(5), 1, "block 5 appended again");
+    let halted = task.handle.health().halted.expect("appends halted");
+    assert_eq!(halted.block, 5);
+    task.stop().await;
+}
+
 /// The generator's block after the last of a chain made by [`chain`].
 struct ChainExt;
 
