@@ -104,6 +104,13 @@ pub enum BadBackend {
     /// None of `mem`, `sqlite:PATH`, `postgres://…`.
     #[error("unknown backend {0:?}: expected mem, sqlite:PATH or postgres://…")]
     Unknown(String),
+    /// An in-memory SQLite database: each connection of the soak's pool
+    /// would see a database of its own.
+    #[error(
+        "{0:?} is an in-memory SQLite database, one per connection of the pool: use `mem`, \
+         or sqlite:PATH for a file"
+    )]
+    InMemorySqlite(String),
     /// A `postgres://` URL that does not parse.
     #[error(
         "malformed database URL ({0}); a password holding @ / ? # or : must be \
@@ -123,6 +130,9 @@ impl FromStr for BackendSpec {
             if path.is_empty() {
                 return Err(BadBackend::Unknown(s.to_owned()));
             }
+            if path == ":memory:" || path.contains("mode=memory") {
+                return Err(BadBackend::InMemorySqlite(s.to_owned()));
+            }
             return Ok(Self::Sqlite(PathBuf::from(path)));
         }
         let postgres = s.starts_with("postgres://") || s.starts_with("postgresql://");
@@ -131,6 +141,8 @@ impl FromStr for BackendSpec {
                 Ok(Self::Postgres(s.to_owned()))
             }
             Err(err) if postgres => Err(BadBackend::MalformedUrl(err)),
+            // Nothing that could carry a password: show it as typed.
+            _ if !s.contains("://") && !s.contains('@') => Err(BadBackend::Unknown(s.to_owned())),
             _ => Err(BadBackend::Unknown(redact(s))),
         }
     }

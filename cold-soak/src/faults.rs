@@ -29,7 +29,7 @@ use std::{
     future::Future,
     sync::{
         Arc, Mutex,
-        atomic::{AtomicU64, Ordering},
+        atomic::{AtomicBool, AtomicU64, Ordering},
     },
     time::Duration,
 };
@@ -95,6 +95,7 @@ pub struct Faulty<B> {
     /// Blocks rejected once already: a permanent-looking fault heals.
     rejected: Arc<Mutex<HashSet<BlockNumber>>>,
     calls: Arc<AtomicU64>,
+    armed: Arc<AtomicBool>,
 }
 
 impl<B> Faulty<B> {
@@ -107,12 +108,20 @@ impl<B> Faulty<B> {
             tally,
             rejected: Arc::default(),
             calls: Arc::default(),
+            armed: Arc::new(AtomicBool::new(true)),
         }
+    }
+
+    /// The switch shared by every clone: while it is `false` nothing is
+    /// injected (the soak's own set-up runs so; a fault there would only
+    /// stop the run before it starts).
+    pub fn armed(&self) -> Arc<AtomicBool> {
+        Arc::clone(&self.armed)
     }
 
     /// Rolls for fault `kind`; counts it when it fires.
     fn roll(&self, kind: &'static str) -> bool {
-        if self.rate <= 0.0 {
+        if self.rate <= 0.0 || !self.armed.load(Ordering::Relaxed) {
             return false;
         }
         self.calls.fetch_add(1, Ordering::Relaxed);

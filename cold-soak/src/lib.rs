@@ -299,6 +299,8 @@ async fn run_with<B: ColdStorageBackend>(
     let record = Arc::new(ChainRecord::default());
     let probe = Probe::new(backend, Arc::clone(&record));
     let faulty = Faulty::new(probe.clone(), config.faults, config.seed, Arc::clone(&faults));
+    let armed = faulty.armed();
+    armed.store(false, Ordering::Relaxed);
     let cancel = CancellationToken::new();
     let (task, handle) = ColdStorageTask::with_config(faulty, cancel.clone(), config.task);
     let task = tokio::spawn(task.run());
@@ -313,6 +315,7 @@ async fn run_with<B: ColdStorageBackend>(
     }
     tally.blocks.fetch_add(initial.len() as u64, Ordering::Relaxed);
     handle.append_blocks(initial).await.map_err(|e| SoakError::Prepare(e.to_string()))?;
+    armed.store(true, Ordering::Relaxed);
 
     let stop = CancellationToken::new();
     let started = Instant::now();

@@ -109,11 +109,24 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    let report = match runtime.block_on(cold_soak::run(config)) {
-        Ok(report) => report,
-        Err(err) => {
+    // Ctrl-C drops the run: its task shuts down and the default store's
+    // temporary directory is removed.
+    let interrupted = runtime.block_on(async {
+        tokio::select! {
+            report = cold_soak::run(config) => Some(report),
+            _ = tokio::signal::ctrl_c() => None,
+        }
+    });
+    let report = match interrupted {
+        Some(Ok(report)) => report,
+        Some(Err(err)) => {
             eprintln!("cold-soak: {err}");
             return ExitCode::from(2);
+        }
+        None => {
+            eprintln!("cold-soak: interrupted; no report");
+            runtime.shutdown_background();
+            return ExitCode::from(130);
         }
     };
     // A closed stdout (`| head`) must not turn a passing run into a panic.
