@@ -12,19 +12,56 @@ use common::logs::{self, Outcome};
 use proptest::prelude::*;
 use signet_cold::{BlockData, Filter};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn l01_to_l09_mem() {
-    let run = common::start(common::mem().backend, ColdStorageConfig::default());
-    logs::all_cases(&run.handle, "mem").await;
-    run.stop().await;
+/// One test per case of `logs::CASES` and backend, named after its id.
+macro_rules! case_tests {
+    ($($index:literal: $mem:ident, $sqlite:ident;)*) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $mem() {
+            let run = common::start(common::mem().backend, ColdStorageConfig::default());
+            logs::run_case(&run.handle, logs::CASES[$index].1, "mem").await;
+            run.stop().await;
+        }
+
+        #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+        async fn $sqlite() {
+            let store = common::sqlite().await;
+            let run = common::start(store.backend.clone(), ColdStorageConfig::default());
+            logs::run_case(&run.handle, logs::CASES[$index].1, "sqlite").await;
+            run.stop().await;
+        }
+    )*};
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn l01_to_l09_sqlite() {
-    let store = common::sqlite().await;
-    let run = common::start(store.backend.clone(), ColdStorageConfig::default());
-    logs::all_cases(&run.handle, "sqlite").await;
-    run.stop().await;
+case_tests! {
+    0: l01_open_ended_mem, l01_open_ended_sqlite;
+    1: l02_block_hash_mem, l02_block_hash_sqlite;
+    2: l03_unknown_block_hash_mem, l03_unknown_block_hash_sqlite;
+    3: l04_tags_mem, l04_tags_sqlite;
+    4: l05_from_above_to_mem, l05_from_above_to_sqlite;
+    5: l06_address_and_topic_filters_mem, l06_address_and_topic_filters_sqlite;
+    6: l07_max_logs_mem, l07_max_logs_sqlite;
+    7: l08_the_same_through_stream_logs_mem, l08_the_same_through_stream_logs_sqlite;
+    8: l09_after_a_reorg_mem, l09_after_a_reorg_sqlite;
+}
+
+/// The macro's names and `logs::CASES` agree.
+#[test]
+fn every_case_has_its_tests() {
+    let ids: Vec<&str> = logs::CASES.iter().map(|(id, _)| *id).collect();
+    assert_eq!(
+        ids,
+        [
+            "l01_open_ended",
+            "l02_block_hash",
+            "l03_unknown_block_hash",
+            "l04_tags",
+            "l05_from_above_to",
+            "l06_address_and_topic_filters",
+            "l07_max_logs",
+            "l08_the_same_through_stream_logs",
+            "l09_after_a_reorg",
+        ]
+    );
 }
 
 /// An empty store: every range is empty, a hash is unknown.

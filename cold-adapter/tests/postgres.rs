@@ -31,12 +31,14 @@ fn main() -> ExitCode {
             postgres::test("postgres_roundtrip", postgres_roundtrip),
             postgres::test("postgres_conformance", postgres_conformance),
             postgres::test("f07_postgres_connections_killed", f07_postgres_connections_killed),
-            postgres::test("l01_to_l09_postgres", l01_to_l09_postgres),
             postgres::test(
                 "random_filters_agree_with_the_chain_postgres",
                 random_filters_agree_with_the_chain_postgres,
             ),
-        ],
+        ]
+        .into_iter()
+        .chain(log_cases())
+        .collect(),
     )
 }
 
@@ -137,12 +139,19 @@ async fn f07_postgres_connections_killed(db: FreshDatabase) {
     assert_eq!(handle.health().writes_lost, 0);
 }
 
-/// L01–L09 of `../shared/cases/logs-semantics.md` (see `tests/logs.rs`).
-async fn l01_to_l09_postgres(db: FreshDatabase) {
-    let backend = SqlColdBackend::connect(&db.url).await.expect("connect");
-    let run = common::start(backend, ColdStorageConfig::default());
-    logs::all_cases(&run.handle, "postgres").await;
-    run.stop().await;
+/// L01–L09 of `../shared/cases/logs-semantics.md`, one test per case
+/// named after its id (see `tests/logs.rs`), each in a fresh database.
+fn log_cases() -> impl Iterator<Item = postgres::PgTest> {
+    logs::CASES.into_iter().map(|(id, case)| {
+        // A test name lives as long as the test binary.
+        let name: &'static str = Box::leak(format!("{id}_postgres").into_boxed_str());
+        postgres::test(name, move |db: FreshDatabase| async move {
+            let backend = SqlColdBackend::connect(&db.url).await.expect("connect");
+            let run = common::start(backend, ColdStorageConfig::default());
+            logs::run_case(&run.handle, case, "postgres").await;
+            run.stop().await;
+        })
+    })
 }
 
 /// The differential test of `tests/logs.rs` over Postgres: 24 random

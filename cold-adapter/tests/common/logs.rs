@@ -191,64 +191,105 @@ pub fn fixture() -> Vec<BlockData> {
     super::chain(5)
 }
 
-/// Runs L01–L07 (each through `get_logs` and, L08, `stream_logs`) on a task
-/// whose store holds exactly [`fixture`], then L09 (a reorg) on it.
-pub async fn all_cases(h: &ColdStorageHandle, backend: &str) {
+/// One of the cases L01–L09: `h`'s store holds exactly `blocks` (the
+/// [`fixture`]); `backend` names it in failures.
+pub type Case = for<'a> fn(
+    &'a ColdStorageHandle,
+    &'a [BlockData],
+    &'a str,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + 'a>>;
+
+/// The cases by id, each run through `get_logs` and `stream_logs` (every
+/// [`check`] compares both: that is L08, which also runs L01–L07 on its own).
+pub const CASES: [(&str, Case); 9] = [
+    ("l01_open_ended", |h, b, n| Box::pin(l01(h, b, n))),
+    ("l02_block_hash", |h, b, n| Box::pin(l02(h, b, n))),
+    ("l03_unknown_block_hash", |h, b, n| Box::pin(l03(h, b, n))),
+    ("l04_tags", |h, b, n| Box::pin(l04(h, b, n))),
+    ("l05_from_above_to", |h, b, n| Box::pin(l05(h, b, n))),
+    ("l06_address_and_topic_filters", |h, b, n| Box::pin(l06(h, b, n))),
+    ("l07_max_logs", |h, b, n| Box::pin(l07(h, b, n))),
+    ("l08_the_same_through_stream_logs", |h, b, n| Box::pin(l08(h, b, n))),
+    ("l09_after_a_reorg", |h, b, n| Box::pin(l09(h, b, n))),
+];
+
+/// Puts the [`fixture`] in `h`'s (empty) store and runs `case` on it.
+pub async fn run_case(h: &ColdStorageHandle, case: Case, backend: &str) {
     let blocks = fixture();
     h.append_blocks(blocks.clone()).await.unwrap();
-    let all = usize::MAX;
+    case(h, &blocks, backend).await;
+}
 
-    // L01: open-ended is every log up to the tip.
-    let open = check(h, &blocks, "L01 open", Filter::new().from_block(0u64), all).await;
-    let closed =
-        check(h, &blocks, "L01 closed", Filter::new().from_block(0u64).to_block(5u64), all).await;
+const ALL: usize = usize::MAX;
+
+fn open_ended() -> Filter {
+    Filter::new().from_block(0u64)
+}
+
+/// L01: open-ended is every log up to the tip.
+async fn l01(h: &ColdStorageHandle, blocks: &[BlockData], backend: &str) {
+    let open = check(h, blocks, "L01 open", open_ended(), ALL).await;
+    let closed = check(h, blocks, "L01 closed", open_ended().to_block(5u64), ALL).await;
     assert_eq!(open, closed, "L01 {backend}");
     assert!(open.logs().len() > 10, "L01 {backend}: the fixture has logs");
+}
 
-    // L02: a block hash is exactly that block.
+/// L02: a block hash is exactly that block.
+async fn l02(h: &ColdStorageHandle, blocks: &[BlockData], backend: &str) {
     let hash3 = blocks[2].header.hash();
-    let at3 = check(h, &blocks, "L02", Filter::new().at_block_hash(hash3), all).await;
+    let at3 = check(h, blocks, "L02", Filter::new().at_block_hash(hash3), ALL).await;
     assert!(!at3.logs().is_empty() && at3.logs().iter().all(|l| l.block == 3), "L02 {backend}");
+}
 
-    // L03: an unknown hash is the unknown-block error.
-    let unknown = check(h, &blocks, "L03", Filter::new().at_block_hash(B256::repeat_byte(7)), all);
-    assert_eq!(unknown.await, Outcome::UnknownBlock, "L03 {backend}");
+/// L03: an unknown hash is the unknown-block error.
+async fn l03(h: &ColdStorageHandle, blocks: &[BlockData], backend: &str) {
+    let unknown = Filter::new().at_block_hash(B256::repeat_byte(7));
+    assert_eq!(check(h, blocks, "L03", unknown, ALL).await, Outcome::UnknownBlock, "L03 {backend}");
+}
 
-    // L04: tags, and a toBlock above the tip.
+/// L04: tags, and a toBlock above the tip.
+async fn l04(h: &ColdStorageHandle, blocks: &[BlockData], backend: &str) {
+    let open = check(h, blocks, "L04 open", open_ended(), ALL).await;
     let earliest = Filter::new().from_block(BlockNumberOrTag::Earliest);
-    assert_eq!(check(h, &blocks, "L04 earliest", earliest, all).await, open, "L04 {backend}");
+    assert_eq!(check(h, blocks, "L04 earliest", earliest, ALL).await, open, "L04 {backend}");
     for tag in [
         BlockNumberOrTag::Latest,
         BlockNumberOrTag::Safe,
         BlockNumberOrTag::Finalized,
         BlockNumberOrTag::Pending,
     ] {
-        let to_tag = Filter::new().from_block(0u64).to_block(tag);
-        assert_eq!(check(h, &blocks, "L04 to tag", to_tag, all).await, open, "L04 {backend}");
-        let at_tip = check(h, &blocks, "L04 tag", Filter::new().from_block(tag).to_block(tag), all);
+        let to_tag = open_ended().to_block(tag);
+        assert_eq!(check(h, blocks, "L04 to tag", to_tag, ALL).await, open, "L04 {backend}");
+        let at_tip = check(h, blocks, "L04 tag", Filter::new().from_block(tag).to_block(tag), ALL);
         assert!(at_tip.await.logs().iter().all(|l| l.block == 5), "L04 {backend}: {tag:?}");
     }
     let above = Filter::new().from_block(2u64).to_block(1_000u64);
-    let above = check(h, &blocks, "L04 above the tip", above, all).await;
-    assert_eq!(above, check(h, &blocks, "L04", Filter::new().from_block(2u64), all).await);
-    let huge = Filter::new().from_block(0u64).to_block(u64::MAX);
-    assert_eq!(check(h, &blocks, "L04 u64::MAX", huge, all).await, open, "L04 {backend}");
+    let above = check(h, blocks, "L04 above the tip", above, ALL).await;
+    assert_eq!(above, check(h, blocks, "L04", Filter::new().from_block(2u64), ALL).await);
+    let huge = open_ended().to_block(u64::MAX);
+    assert_eq!(check(h, blocks, "L04 u64::MAX", huge, ALL).await, open, "L04 {backend}");
+}
 
-    // L05: from above to is geth's invalid-range error; empty once tags resolve.
+/// L05: from above to is geth's invalid-range error; empty once tags resolve.
+async fn l05(h: &ColdStorageHandle, blocks: &[BlockData], backend: &str) {
     let backwards = Filter::new().from_block(4u64).to_block(2u64);
-    assert_eq!(check(h, &blocks, "L05", backwards, all).await, Outcome::InvalidRange);
+    assert_eq!(check(h, blocks, "L05", backwards, ALL).await, Outcome::InvalidRange, "{backend}");
     let tag_backwards = Filter::new().from_block(BlockNumberOrTag::Latest).to_block(2u64);
-    assert_eq!(check(h, &blocks, "L05 tags", tag_backwards, all).await, Outcome::Logs(vec![]));
+    let empty = Outcome::Logs(vec![]);
+    assert_eq!(check(h, blocks, "L05 tags", tag_backwards, ALL).await, empty, "{backend}");
     let past_tip = Filter::new().from_block(9u64);
-    assert_eq!(check(h, &blocks, "L05 past tip", past_tip, all).await, Outcome::Logs(vec![]));
+    assert_eq!(check(h, blocks, "L05 past tip", past_tip, ALL).await, empty, "{backend}");
+}
 
-    // L06: address and topic filters with every range form.
+/// L06: address and topic filters with every range form.
+async fn l06(h: &ColdStorageHandle, blocks: &[BlockData], _backend: &str) {
+    let open = check(h, blocks, "L06 open", open_ended(), ALL).await;
     let address = open.logs()[0].log.address;
     let topic0 = open.logs()[0].log.topics()[0];
     let ranges = [
-        Filter::new().from_block(0u64),
+        open_ended(),
         Filter::new().from_block(1u64).to_block(5u64),
-        Filter::new().at_block_hash(hash3),
+        Filter::new().at_block_hash(blocks[2].header.hash()),
         Filter::new().from_block(BlockNumberOrTag::Earliest).to_block(BlockNumberOrTag::Latest),
         Filter::new().from_block(3u64).to_block(99u64),
     ];
@@ -259,36 +300,46 @@ pub async fn all_cases(h: &ColdStorageHandle, backend: &str) {
             range.clone().address(address).event_signature(topic0),
             range.clone().address(vec![address, open.logs().last().unwrap().log.address]),
         ] {
-            check(h, &blocks, "L06", filter, all).await;
+            check(h, blocks, "L06", filter, ALL).await;
         }
     }
+}
 
-    // L07: max_logs, the same on every backend.
+/// L07: max_logs, the same on every backend.
+async fn l07(h: &ColdStorageHandle, blocks: &[BlockData], backend: &str) {
+    let block3 = Filter::new().at_block_hash(blocks[2].header.hash());
+    let at3 = check(h, blocks, "L07 all", block3.clone(), ALL).await;
     let n = at3.logs().len();
-    let block3 = Filter::new().at_block_hash(hash3);
-    assert_eq!(check(h, &blocks, "L07 at max", block3.clone(), n).await, at3, "L07 {backend}");
-    assert_eq!(check(h, &blocks, "L07 over", block3, n - 1).await, Outcome::TooMany);
-    let wide = Filter::new().from_block(0u64);
-    assert_eq!(check(h, &blocks, "L07 open over", wide, 3).await, Outcome::TooMany);
+    assert_eq!(check(h, blocks, "L07 at max", block3.clone(), n).await, at3, "L07 {backend}");
+    assert_eq!(check(h, blocks, "L07 over", block3, n - 1).await, Outcome::TooMany);
+    assert_eq!(check(h, blocks, "L07 open over", open_ended(), 3).await, Outcome::TooMany);
+}
 
-    // L09: a reorg. Blocks 4 and 5 replaced by another branch; an open-ended
-    // query after the truncate has completed sees only the new branch.
+/// L08: the cases L01–L07 through `stream_logs` too: every [`check`]
+/// compares `stream_logs` with `get_logs` and with the chain.
+async fn l08(h: &ColdStorageHandle, blocks: &[BlockData], backend: &str) {
+    l01(h, blocks, backend).await;
+    l02(h, blocks, backend).await;
+    l03(h, blocks, backend).await;
+    l04(h, blocks, backend).await;
+    l05(h, blocks, backend).await;
+    l06(h, blocks, backend).await;
+    l07(h, blocks, backend).await;
+}
+
+/// L09: a reorg. Blocks 4 and 5 replaced by another branch; an open-ended
+/// query after the truncate has completed sees only the new branch.
+async fn l09(h: &ColdStorageHandle, blocks: &[BlockData], backend: &str) {
     h.truncate_above(3).await.unwrap();
     let new_branch =
         cold_testkit::chain::ChainSpec::with_seed(7).blocks(4, 5, 1, blocks[2].header.hash());
     h.append_blocks(new_branch.clone()).await.unwrap();
     let reorged: Vec<BlockData> = blocks[..3].iter().cloned().chain(new_branch).collect();
-    let after = check(h, &reorged, "L09", Filter::new().from_block(0u64), all).await;
+    let after = check(h, &reorged, "L09", open_ended(), ALL).await;
     assert!(after.logs().iter().all(|l| l.block < 4 || l.block_hash != blocks[3].header.hash()));
+    let old = Filter::new().at_block_hash(blocks[4].header.hash());
     assert_eq!(
-        check(
-            h,
-            &reorged,
-            "L09 old hash",
-            Filter::new().at_block_hash(blocks[4].header.hash()),
-            all
-        )
-        .await,
+        check(h, &reorged, "L09 old hash", old, ALL).await,
         Outcome::UnknownBlock,
         "L09 {backend}: a reorged-out block is unknown"
     );
