@@ -25,8 +25,10 @@ pub struct ColdStorageHealth {
     pub streams_active: usize,
     /// Drains granted since the task started (a batch of writes shares one).
     pub drains_granted: u64,
-    /// Write retries since the task started (each retry of a transiently
-    /// failing write counts once).
+    /// Write retries since the task started: each retry of a transiently
+    /// failing write counts once, and so does each repeat of a failed check
+    /// whether a failed append committed (see [durable
+    /// writes](crate#durable-writes)).
     pub write_retries: u64,
     /// Read retries since the task started (each retry of a transiently
     /// failing read counts once).

@@ -101,10 +101,12 @@
 //! - An append that reports a failure is checked against the backend
 //!   first: if every block is there with the same hash (the reply to
 //!   `COMMIT` was lost, or the blocks were already stored) it counts as
-//!   applied; if some are, only the rest is retried. An append is never
-//!   run again on a check that failed: the check is asked again, on the
-//!   write's backoff and out of its retries; if it never answers, the write
-//!   fails with an error saying it may have committed, and halts appends.
+//!   applied; if some are, only the rest is retried (whatever error the
+//!   append reported: the stored blocks explain it). The check is one
+//!   `get_headers` read. An append is never run again on a check that
+//!   failed: the check is asked again, on the write's backoff and out of its
+//!   retries; if it never answers, the write fails with an error saying it
+//!   may have committed, and halts appends.
 //! - A write that fails for good, or is still failing after the last
 //!   retry, **halts appends**: later appends, awaited or dispatched,
 //!   queued or new, fail with [`WritesHalted`],

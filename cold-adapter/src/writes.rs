@@ -61,8 +61,6 @@ impl WriteOp {
         }
     }
 
-    /// The first block number this write changes (for a truncate above
-    /// `n`, `n + 1`); `None` for an empty append.
     /// What this write does to the store's tip once it succeeds.
     fn tip_change(&self) -> Option<TipChange> {
         match self {
@@ -71,6 +69,8 @@ impl WriteOp {
         }
     }
 
+    /// The first block number this write changes (for a truncate above
+    /// `n`, `n + 1`); `None` for an empty append.
     fn first_block(&self) -> Option<BlockNumber> {
         match self {
             Self::TruncateAbove(n) | Self::DrainAbove(n) => Some(n.saturating_add(1)),
@@ -333,6 +333,14 @@ enum Applied {
     Unknown(String),
 }
 
+/// What is being retried, for [`Writer::note_retry`].
+enum Retry<'a> {
+    /// The write, after this error.
+    Write(&'a ColdStorageError),
+    /// The check whether a failed append committed, `failed` checks so far.
+    Check { failed: u32, why: &'a str },
+}
+
 /// How a write ended.
 enum Outcome {
     Done(WriteOutput),
@@ -437,6 +445,9 @@ impl Writer<'_> {
         let config = &self.shared.config;
         let mut delays = config.write_backoff().delays(config.write_retries());
         let mut attempts = 0u32;
+        // Checks whether a failed append committed that failed themselves
+        // and were asked again.
+        let mut checks = 0u32;
         let outcome = loop {
             self.exclusive().await;
             attempts += 1;
@@ -448,6 +459,9 @@ impl Writer<'_> {
             // can be lost with the connection), or may have found its
             // blocks already there: ask the backend before anything else.
             // No read is in flight, so nothing else changes meanwhile.
+            // Set when the check explains the failure (some blocks were
+            // already there): the rest is retried whatever the error was.
+            let mut retry_rest = false;
             match &op {
                 WriteOp::AppendBlock(_) | WriteOp::AppendBlocks(_) => {
                     // A check that fails says nothing: appending again
@@ -456,10 +470,11 @@ impl Writer<'_> {
                     // the same backoff and budget as the write's retries.
                     let applied = loop {
                         let applied = self.applied(&op).await;
-                        let Applied::Unknown(check) = &applied else { break applied };
+                        let Applied::Unknown(why) = &applied else { break applied };
                         let Some(delay) = delays.next() else { break applied };
+                        checks += 1;
                         metrics::write_retry(name, "check");
-                        self.note_retry(&op, attempts, &format!("checking it: {check}"), delay);
+                        self.note_retry(&op, attempts, Retry::Check { failed: checks, why }, delay);
                         self.drain = None;
                         tokio::time::sleep(delay).await;
                         self.exclusive().await;
@@ -468,9 +483,15 @@ impl Writer<'_> {
                         Applied::All => {
                             metrics::write_found_applied(name);
                             tracing::info!(op = name, error = %err, "cold write reported failure but had committed");
+                            if let Some(change) = op.tip_change() {
+                                self.shared.note_tip(change);
+                            }
                             break Outcome::Done(WriteOutput::Done);
                         }
-                        Applied::Rest(rest) => op = rest,
+                        Applied::Rest(rest) => {
+                            op = rest;
+                            retry_rest = true;
+                        }
                         Applied::Conflict(why) => {
                             let err = ColdStorageError::backend(WriteFault(format!(
                                 "{}; {why}",
@@ -478,11 +499,12 @@ impl Writer<'_> {
                             )));
                             break Outcome::Failed { err, halt: true };
                         }
-                        Applied::Unknown(check) => {
+                        Applied::Unknown(why) => {
                             let err = ColdStorageError::backend(WriteFault(format!(
-                                "{}; it may have committed, and checking failed after \
-                                 {attempts} tries: {check}",
-                                cause(&err)
+                                "{}; it may have committed, and the check whether it did \
+                                 failed {} times: {why}",
+                                cause(&err),
+                                checks + 1,
                             )));
                             break Outcome::Failed { err, halt: true };
                         }
@@ -508,11 +530,11 @@ impl Writer<'_> {
                 }
                 _ => {}
             }
-            let transient = is_transient(&err);
-            let Some(delay) = delays.next().filter(|_| transient) else {
-                let err = if transient && attempts > 1 {
+            let retryable = is_transient(&err) || retry_rest;
+            let Some(delay) = delays.next().filter(|_| retryable) else {
+                let err = if retryable && (attempts > 1 || checks > 0) {
                     ColdStorageError::backend(WriteFault(format!(
-                        "gave up after {attempts} tries: {}",
+                        "gave up after {attempts} tries and {checks} repeated checks: {}",
                         cause(&err)
                     )))
                 } else {
@@ -521,7 +543,7 @@ impl Writer<'_> {
                 break Outcome::Failed { err, halt: true };
             };
             metrics::write_retry(name, error_kind(&err));
-            self.note_retry(&op, attempts, &err.to_string(), delay);
+            self.note_retry(&op, attempts, Retry::Write(&err), delay);
             // Let reads run while waiting; later writes stay behind this one.
             self.drain = None;
             tokio::time::sleep(delay).await;
@@ -532,21 +554,40 @@ impl Writer<'_> {
 
     /// Counts a retry (of the write, or of the check whether it committed)
     /// and shows it in the log and in `health().retrying`.
-    fn note_retry(&self, op: &WriteOp, attempts: u32, error: &str, delay: Duration) {
+    fn note_retry(&self, op: &WriteOp, attempts: u32, retry: Retry<'_>, delay: Duration) {
         self.shared.write_retries.fetch_add(1, Ordering::Relaxed);
-        tracing::warn!(
-            op = op.name(),
-            first_block = op.first_block(),
-            attempts,
-            retry_in_ms = delay.as_millis() as u64,
-            error,
-            "cold write failed transiently; retrying",
-        );
+        let (name, first_block, retry_in_ms) = (op.name(), op.first_block(), delay.as_millis());
+        let error = match retry {
+            Retry::Write(err) => {
+                tracing::warn!(
+                    op = name,
+                    first_block,
+                    attempts,
+                    retry_in_ms,
+                    error = %err,
+                    "cold write failed transiently; retrying",
+                );
+                err.to_string()
+            }
+            Retry::Check { failed, why } => {
+                tracing::warn!(
+                    op = name,
+                    first_block,
+                    attempts,
+                    checks_failed = failed,
+                    retry_in_ms,
+                    error = why,
+                    "cold write failed and the check whether it committed failed too; \
+                     checking again",
+                );
+                format!("checking whether it committed, {failed} checks failed: {why}")
+            }
+        };
         self.shared.set_retrying(Some(RetryingWrite {
-            op: op.name(),
-            block: op.first_block().unwrap_or_default(),
+            op: name,
+            block: first_block.unwrap_or_default(),
             attempts,
-            error: error.to_owned(),
+            error,
         }));
     }
 
@@ -584,38 +625,49 @@ impl Writer<'_> {
         result
     }
 
+    /// What the backend holds of `op`'s blocks: one `get_headers` call (one
+    /// read to fail, not one per block).
     async fn applied(&self, op: &WriteOp) -> Applied {
         let backend = &*self.shared.backend;
+        let blocks = op.blocks();
+        let specs = blocks.iter().map(|b| HeaderSpecifier::Number(b.block_number())).collect();
+        let limit = attempt_limit(backend.dyn_read_timeout(), CHECK_LIMIT);
+        let call = AssertUnwindSafe(backend.dyn_get_headers(specs));
+        let found = match tokio::time::timeout(limit, call.catch_unwind()).await {
+            Err(_) => return Applied::Unknown(format!("get_headers took over {limit:?}")),
+            Ok(Err(payload)) => {
+                return Applied::Unknown(
+                    BackendPanicked::from_payload("get_headers", &*payload).to_string(),
+                );
+            }
+            Ok(Ok(Err(err))) => return Applied::Unknown(format!("get_headers: {err}")),
+            Ok(Ok(Ok(found))) if found.len() != blocks.len() => {
+                return Applied::Unknown(format!(
+                    "get_headers answered {} headers for {} blocks",
+                    found.len(),
+                    blocks.len()
+                ));
+            }
+            Ok(Ok(Ok(found))) => found,
+        };
         let mut rest = Vec::new();
-        for block in op.blocks() {
-            let number = block.block_number();
-            let limit = attempt_limit(backend.dyn_read_timeout(), CHECK_LIMIT);
-            let call = AssertUnwindSafe(backend.dyn_get_header(HeaderSpecifier::Number(number)));
-            let Ok(found) = tokio::time::timeout(limit, call.catch_unwind()).await else {
-                return Applied::Unknown(format!("get_header({number}) took over {limit:?}"));
-            };
-            match found {
-                Ok(Ok(Some(header))) if header.hash() == block.header.hash() => {}
-                Ok(Ok(Some(header))) => {
+        for (block, header) in blocks.iter().zip(found) {
+            match header {
+                Some(header) if header.hash() == block.header.hash() => {}
+                Some(header) => {
                     return Applied::Conflict(format!(
-                        "block {number} is already stored with hash {}, not {}",
+                        "block {} is already stored with hash {}, not {}",
+                        block.block_number(),
                         header.hash(),
                         block.header.hash()
                     ));
                 }
-                Ok(Ok(None)) => rest.push(block.clone()),
-                Ok(Err(err)) => {
-                    return Applied::Unknown(format!("get_header({number}): {err}"));
-                }
-                Err(payload) => {
-                    let panic = BackendPanicked::from_payload("get_header", &*payload);
-                    return Applied::Unknown(panic.to_string());
-                }
+                None => rest.push(block.clone()),
             }
         }
         if rest.is_empty() {
             Applied::All
-        } else if rest.len() == op.blocks().len() {
+        } else if rest.len() == blocks.len() {
             Applied::None
         } else {
             Applied::Rest(WriteOp::AppendBlocks(rest))

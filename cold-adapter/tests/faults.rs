@@ -246,10 +246,32 @@ async fn f02_an_append_whose_check_never_answers_halts_without_repeating() {
     let appended = guard("append_block(5)", task.handle.append_block(blocks[4].clone())).await;
     backend.heal();
     let err = appended.expect_err("the check never answered").to_string();
-    assert!(err.contains("may have committed"), "{err}");
+    // `quick()` allows 5 retries: the first check and 5 repeats.
+    assert!(err.contains("may have committed") && err.contains("failed 6 times"), "{err}");
     assert_eq!(backend.append_calls(5), 1, "block 5 appended again");
     let halted = task.handle.health().halted.expect("appends halted");
     assert_eq!(halted.block, 5);
+    task.stop().await;
+}
+
+/// Found by review: an append whose first blocks were already stored
+/// failed on SQL with the unique-key error (permanent) and halted, though
+/// the check had found the rest to append.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn f02_an_append_whose_first_blocks_are_stored_appends_the_rest() {
+    let store = sqlite().await;
+    let backend = FaultyBackend::new(store.backend.clone());
+    let task = start(backend.clone(), quick());
+    let blocks = chain(7);
+    signet_cold::ColdStorageWrite::append_blocks(&store.backend, blocks[..5].to_vec())
+        .await
+        .unwrap();
+
+    let appended = guard("append 5..=7", task.handle.append_blocks(blocks[4..].to_vec())).await;
+    assert!(appended.is_ok(), "{appended:?}");
+    assert_eq!(hashes_present(&store.backend, &blocks).await, vec![true; 7]);
+    let health = task.handle.health();
+    assert_eq!((health.halted, health.retrying), (None, None));
     task.stop().await;
 }
 

@@ -23,7 +23,8 @@ pub mod report;
 use alloy::primitives::B256;
 use backend::{BackendSpec, redact};
 use cold_adapter::{
-    ColdStorageConfig, ColdStorageHandle, ColdStorageTask, DispatchError, error_kind, is_transient,
+    ColdStorageConfig, ColdStorageHandle, ColdStorageHealth, ColdStorageTask, DispatchError,
+    error_kind, is_transient,
 };
 use cold_testkit::{
     chain::{ChainSpec, SplitMix},
@@ -236,6 +237,12 @@ async fn open_postgres(url: &str, _: &mut SoakConfig) -> Result<SqlColdBackend, 
     Err(SoakError::PostgresDisabled(redact(url)))
 }
 
+/// What changes while the writer makes progress: drains granted, retries
+/// made, and the queue's depth.
+fn writer_progress(health: &ColdStorageHealth) -> (u64, u64, usize) {
+    (health.drains_granted, health.write_retries, health.write_queue_depth)
+}
+
 /// Shared counters of a run.
 #[derive(Default)]
 struct Tally {
@@ -370,7 +377,23 @@ async fn run_with<B: ColdStorageBackend>(
             // Writes run in order: this completes after every dispatched one.
             let _ = handle.append_blocks(Vec::new()).await;
         };
-        if tokio::time::timeout(config.stall, wind_down).await.is_err() {
+        // Under heavy faults the writes queued at the end can take longer
+        // than `stall` to run: a stall is `stall` without the writer moving
+        // (a drain granted, a retry made, the queue shorter), not a long
+        // backlog.
+        let mut wind_down = std::pin::pin!(wind_down);
+        let mut moved = writer_progress(&handle.health());
+        let stalled = loop {
+            if tokio::time::timeout(config.stall, wind_down.as_mut()).await.is_ok() {
+                break false;
+            }
+            let now = writer_progress(&handle.health());
+            if now == moved {
+                break true;
+            }
+            moved = now;
+        };
+        if stalled {
             report.stalled = true;
             report.stall_health = Some(format!("{:?} (winding down)", handle.health()));
         } else {
