@@ -333,7 +333,7 @@ enum Applied {
     Unknown(String),
 }
 
-/// What is being retried, for [`Writer::note_retry`].
+/// What is being retried, for [`Writer::wait_to_retry`].
 enum Retry<'a> {
     /// The write, after this error.
     Write(&'a ColdStorageError),
@@ -455,31 +455,16 @@ impl Writer<'_> {
                 Ok(output) => break Outcome::Done(output),
                 Err(err) => err,
             };
-            // A failed write may still have committed (the reply to COMMIT
-            // can be lost with the connection), or may have found its
-            // blocks already there: ask the backend before anything else.
-            // No read is in flight, so nothing else changes meanwhile.
             // Set when the check explains the failure (some blocks were
             // already there): the rest is retried whatever the error was.
             let mut retry_rest = false;
+            // A failed write may still have committed (the reply to COMMIT
+            // can be lost with the connection), or may have found its
+            // blocks already there: ask the backend before anything else.
+            // Only this writer writes, so nothing else changes meanwhile.
             match &op {
                 WriteOp::AppendBlock(_) | WriteOp::AppendBlocks(_) => {
-                    // A check that fails says nothing: appending again
-                    // could repeat a committed block (a unique-key error
-                    // on SQL, which is permanent). Ask again instead, on
-                    // the same backoff and budget as the write's retries.
-                    let applied = loop {
-                        let applied = self.applied(&op).await;
-                        let Applied::Unknown(why) = &applied else { break applied };
-                        let Some(delay) = delays.next() else { break applied };
-                        checks += 1;
-                        metrics::write_retry(name, "check");
-                        self.note_retry(&op, attempts, Retry::Check { failed: checks, why }, delay);
-                        self.drain = None;
-                        tokio::time::sleep(delay).await;
-                        self.exclusive().await;
-                    };
-                    match applied {
+                    match self.applied_asking_again(&op, attempts, &mut delays, &mut checks).await {
                         Applied::All => {
                             metrics::write_found_applied(name);
                             tracing::info!(op = name, error = %err, "cold write reported failure but had committed");
@@ -542,23 +527,49 @@ impl Writer<'_> {
                 };
                 break Outcome::Failed { err, halt: true };
             };
-            metrics::write_retry(name, error_kind(&err));
-            self.note_retry(&op, attempts, Retry::Write(&err), delay);
-            // Let reads run while waiting; later writes stay behind this one.
-            self.drain = None;
-            tokio::time::sleep(delay).await;
+            self.wait_to_retry(&op, attempts, Retry::Write(&err), delay).await;
         };
         self.shared.set_retrying(None);
         outcome
     }
 
-    /// Counts a retry (of the write, or of the check whether it committed)
-    /// and shows it in the log and in `health().retrying`.
-    fn note_retry(&self, op: &WriteOp, attempts: u32, retry: Retry<'_>, delay: Duration) {
+    /// [`applied`](Self::applied), asked again while it cannot answer: a
+    /// check that fails says nothing, and appending again could repeat a
+    /// committed block (a unique-key error on SQL, which is permanent).
+    /// Repeats take the write's backoff `delays` and count in `checks`.
+    async fn applied_asking_again(
+        &mut self,
+        op: &WriteOp,
+        attempts: u32,
+        delays: &mut impl Iterator<Item = Duration>,
+        checks: &mut u32,
+    ) -> Applied {
+        loop {
+            let applied = self.applied(op).await;
+            let Applied::Unknown(why) = &applied else { return applied };
+            let Some(delay) = delays.next() else { return applied };
+            *checks += 1;
+            self.wait_to_retry(op, attempts, Retry::Check { failed: *checks, why }, delay).await;
+            self.exclusive().await;
+        }
+    }
+
+    /// Counts a retry (of the write, or of the check whether it committed),
+    /// shows it in the log, the metrics and `health().retrying`, then waits
+    /// `delay` without the drain: reads run meanwhile, later writes stay
+    /// behind this one.
+    async fn wait_to_retry(
+        &mut self,
+        op: &WriteOp,
+        attempts: u32,
+        retry: Retry<'_>,
+        delay: Duration,
+    ) {
         self.shared.write_retries.fetch_add(1, Ordering::Relaxed);
         let (name, first_block, retry_in_ms) = (op.name(), op.first_block(), delay.as_millis());
         let error = match retry {
             Retry::Write(err) => {
+                metrics::write_retry(name, error_kind(err));
                 tracing::warn!(
                     op = name,
                     first_block,
@@ -570,6 +581,7 @@ impl Writer<'_> {
                 err.to_string()
             }
             Retry::Check { failed, why } => {
+                metrics::write_retry(name, "check");
                 tracing::warn!(
                     op = name,
                     first_block,
@@ -589,6 +601,8 @@ impl Writer<'_> {
             attempts,
             error,
         }));
+        self.drain = None;
+        tokio::time::sleep(delay).await;
     }
 
     /// One try, under the drain held by the caller.

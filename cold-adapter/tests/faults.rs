@@ -160,9 +160,7 @@ async fn f01<B: ColdStorageBackend + Clone>(inner: B, name: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn f01_transient_fault_on_a_dispatched_append_is_retried() {
-    f01(mem().backend, "mem").await;
-    let store = sqlite().await;
-    f01(store.backend.clone(), "sqlite").await;
+    common::on_mem_and_sqlite!(f01);
 }
 
 // ----- F02 -----
@@ -194,9 +192,7 @@ async fn f02<B: ColdStorageBackend + Clone>(inner: B, name: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn f02_ambiguous_commit_is_found_applied() {
-    f02(mem().backend, "mem").await;
-    let store = sqlite().await;
-    f02(store.backend.clone(), "sqlite").await;
+    common::on_mem_and_sqlite!(f02);
 }
 
 /// Found by a new user's trial: when the check whether an ambiguous append
@@ -226,9 +222,7 @@ async fn f02_check<B: ColdStorageBackend + Clone>(inner: B, name: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn f02_a_failed_check_of_an_ambiguous_append_is_asked_again_not_appended_again() {
-    f02_check(mem().backend, "mem").await;
-    let store = sqlite().await;
-    f02_check(store.backend.clone(), "sqlite").await;
+    common::on_mem_and_sqlite!(f02_check);
 }
 
 /// A check that keeps failing ends the write with an error that says the
@@ -350,9 +344,7 @@ async fn f03<B: ColdStorageBackend + Clone>(inner: B, name: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn f03_permanent_failure_halts_appends_until_truncated() {
-    f03(mem().backend, "mem").await;
-    let store = sqlite().await;
-    f03(store.backend.clone(), "sqlite").await;
+    common::on_mem_and_sqlite!(f03);
 }
 
 /// Found by review: a halt at block 0 could not be cleared (no truncate

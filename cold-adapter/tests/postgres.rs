@@ -143,9 +143,7 @@ async fn f07_postgres_connections_killed(db: FreshDatabase) {
 /// named after its id (see `tests/logs.rs`), each in a fresh database.
 fn log_cases() -> impl Iterator<Item = postgres::PgTest> {
     logs::CASES.into_iter().map(|(id, case)| {
-        // A test name lives as long as the test binary.
-        let name: &'static str = Box::leak(format!("{id}_postgres").into_boxed_str());
-        postgres::test(name, move |db: FreshDatabase| async move {
+        postgres::test(format!("{id}_postgres"), move |db: FreshDatabase| async move {
             let backend = SqlColdBackend::connect(&db.url).await.expect("connect");
             let run = common::start(backend, ColdStorageConfig::default());
             logs::run_case(&run.handle, case, "postgres").await;

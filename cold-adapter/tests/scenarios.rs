@@ -98,9 +98,7 @@ async fn c02<B: ColdStorageBackend>(backend: B, name: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn c02_write_interleaved_with_read_flood() {
-    c02(mem().backend, "mem").await;
-    let store = sqlite().await;
-    c02(store.backend.clone(), "sqlite").await;
+    common::on_mem_and_sqlite!(c02);
 }
 
 async fn c03<B: ColdStorageBackend>(backend: B) {

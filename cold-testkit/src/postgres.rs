@@ -43,18 +43,18 @@ type Body = Box<dyn FnOnce(FreshDatabase) -> Pin<Box<dyn Future<Output = ()>>> +
 
 /// One Postgres test: a name and its body.
 pub struct PgTest {
-    name: &'static str,
+    name: String,
     body: Body,
 }
 
 /// A test named `name` that runs `body` in a fresh database, on a
 /// two-worker tokio runtime of its own. The test fails if `body` panics.
-pub fn test<F, Fut>(name: &'static str, body: F) -> PgTest
+pub fn test<F, Fut>(name: impl Into<String>, body: F) -> PgTest
 where
     F: FnOnce(FreshDatabase) -> Fut + Send + 'static,
     Fut: Future<Output = ()> + 'static,
 {
-    PgTest { name, body: Box::new(move |db| Box::pin(body(db))) }
+    PgTest { name: name.into(), body: Box::new(move |db| Box::pin(body(db))) }
 }
 
 /// The server Postgres tests and benches run against: `DATABASE_URL`,
@@ -87,10 +87,10 @@ pub fn run(postgres_feature: bool, tests: Vec<PgTest>) -> ExitCode {
         .into_iter()
         .map(|PgTest { name, body }| {
             let skip = skip.clone();
-            Trial::ignorable_test(name, move || match skip {
+            Trial::ignorable_test(name.clone(), move || match skip {
                 Some(reason) => Ok(Completion::ignored_with(reason)),
                 None => {
-                    in_fresh_database(name, body);
+                    in_fresh_database(&name, body);
                     Ok(Completion::Completed)
                 }
             })

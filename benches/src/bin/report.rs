@@ -321,7 +321,7 @@ fn cold_group(backend: Backend) -> &'static str {
 }
 
 /// Who is measured on one backend: the two handles, the backend called
-/// directly, and (SQL backends) ours with the read cap at the pool size.
+/// directly, and ours with the read cap at the pool size (10 on mem).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 enum Who {
     Ours,
@@ -364,54 +364,46 @@ fn cold_backend(rows: &mut Vec<Row>, notes: &mut String, plan: &ColdPlan) {
     let pool = backend.pool_size().unwrap_or(10);
     let fx = rt.block_on(Fixture::ours_with_read_cap(backend, plan.blocks, pool));
     fixtures.insert(Who::OursAtPool, fx);
-    let signet_name = format!("signet-cold 0.10 ColdStorage ({})", backend.name());
-    let ceiling_name = format!("{} backend called directly", backend.name());
-    let cap64_name = format!("cold_adapter, read cap {}", benches::CAP);
     let pool_note = if backend.pool_size().is_some() { " (= pool)" } else { "" };
-    let at_pool = |what: &str| format!("{what}, read cap {}{pool_note}", pool);
-    let mut push = |what: String, anchor: &str, unit: Unit, o: f64, a: f64, target: Option<f64>| {
+    let at_pool = |what: &str| format!("{what}, read cap {pool}{pool_note}");
+    let anchor_name = |anchor: Who| match anchor {
+        Who::Signet => format!("signet-cold 0.10 ColdStorage ({})", backend.name()),
+        Who::Ceiling => format!("{} backend called directly", backend.name()),
+        Who::Ours => format!("cold_adapter, read cap {}", benches::CAP),
+        Who::OursAtPool => unreachable!("never an anchor"),
+    };
+    // One row: `value` of the first against `value` of the second.
+    let mut row = |what: String,
+                   (ours, anchor): (Who, Who),
+                   unit: Unit,
+                   value: &dyn Fn(Who) -> f64,
+                   target: Option<f64>| {
         rows.push(Row {
             group,
             what,
-            anchor_name: anchor.to_owned(),
+            anchor_name: anchor_name(anchor),
             unit,
-            ours: o,
-            anchor: a,
+            ours: value(ours),
+            anchor: value(anchor),
             target,
         });
     };
+    const VS_SIGNET: (Who, Who) = (Who::Ours, Who::Signet);
+    const VS_CEILING: (Who, Who) = (Who::Ours, Who::Ceiling);
+    const AT_POOL: (Who, Who) = (Who::OursAtPool, Who::Ours);
 
-    let readers: Vec<Who> = [Who::Ours, Who::Signet, Who::Ceiling, Who::OursAtPool]
-        .into_iter()
-        .filter(|w| fixtures.contains_key(w))
-        .collect();
     for concurrency in [1usize, 64, 256, 1024] {
         progress(&format!("{group}: uncached reads at {concurrency}"));
         // One reader at a time is the slowest row on a SQL backend.
         let total = if concurrency == 1 { plan.uncached_reads / 4 } else { plan.uncached_reads };
-        let m = alternate(&readers, |who| {
+        let m = alternate(&[Who::Ours, Who::Signet, Who::Ceiling, Who::OursAtPool], |who| {
             per_sec(total, cold::uncached_reads(&rt, &fixtures[&who], concurrency, total), 1e3)
         });
         let what = format!("uncached reads (by hash), concurrency {concurrency}");
-        push(
-            what.clone(),
-            &signet_name,
-            Unit::KopsPerSec,
-            m[&Who::Ours],
-            m[&Who::Signet],
-            Some(1.0),
-        );
-        push(
-            what.clone(),
-            &ceiling_name,
-            Unit::KopsPerSec,
-            m[&Who::Ours],
-            m[&Who::Ceiling],
-            Some(0.95),
-        );
-        if let Some(capped) = m.get(&Who::OursAtPool) {
-            push(at_pool(&what), &cap64_name, Unit::KopsPerSec, *capped, m[&Who::Ours], None);
-        }
+        let rate = |who: Who| m[&who];
+        row(what.clone(), VS_SIGNET, Unit::KopsPerSec, &rate, Some(1.0));
+        row(what.clone(), VS_CEILING, Unit::KopsPerSec, &rate, Some(0.95));
+        row(at_pool(&what), AT_POOL, Unit::KopsPerSec, &rate, None);
     }
 
     progress(&format!("{group}: cached reads"));
@@ -419,27 +411,20 @@ fn cold_backend(rows: &mut Vec<Row>, notes: &mut String, plan: &ColdPlan) {
     let m = alternate(&[Who::Ours, Who::Signet], |who| {
         per_sec(total, cold::cached_reads(&rt, &fixtures[&who], 64, total), 1e3)
     });
-    push(
-        "cached reads (by number), concurrency 64".to_owned(),
-        &signet_name,
-        Unit::KopsPerSec,
-        m[&Who::Ours],
-        m[&Who::Signet],
-        Some(1.5),
-    );
+    let what = "cached reads (by number), concurrency 64".to_owned();
+    row(what, VS_SIGNET, Unit::KopsPerSec, &|who| m[&who], Some(1.5));
 
     progress(&format!("{group}: writes under a 256-reader flood"));
-    let writers: Vec<Who> = [Who::Ours, Who::Signet, Who::OursAtPool]
-        .into_iter()
-        .filter(|w| fixtures.contains_key(w))
-        .collect();
+    let writers = [Who::Ours, Who::Signet, Who::OursAtPool];
     let mut latencies: HashMap<Who, Vec<Duration>> = HashMap::new();
     let mut flood_rates: HashMap<Who, Vec<f64>> = HashMap::new();
     let mut drain_waits: HashMap<Who, Vec<Duration>> = HashMap::new();
     let mut bursts: HashMap<Who, Vec<(f64, f64)>> = HashMap::new();
     for round in 0..plan.write_rounds {
-        let order: Vec<Who> =
-            if round % 2 == 0 { writers.clone() } else { writers.iter().rev().copied().collect() };
+        let mut order = writers;
+        if round % 2 == 1 {
+            order.reverse();
+        }
         for who in order {
             let fx = fixtures.get_mut(&who).expect("a fixture per writer");
             let seq =
@@ -454,88 +439,32 @@ fn cold_backend(rows: &mut Vec<Row>, notes: &mut String, plan: &ColdPlan) {
                 .push((burst.drain_waits.len() as f64, burst.total.as_secs_f64() * 1e3));
         }
     }
-    let q = |who: Who, q: f64| cold::quantile(&latencies[&who], q).as_secs_f64() * 1e6;
-    let wait = |who: Who, q: f64| cold::quantile(&drain_waits[&who], q).as_secs_f64() * 1e6;
-    let flood = "256 readers flooding";
-    push(
-        format!("append_block latency p50, {flood}"),
-        &signet_name,
-        Unit::Micros,
-        q(Who::Ours, 0.5),
-        q(Who::Signet, 0.5),
-        None,
-    );
-    push(
-        format!("append_block latency p99, {flood}"),
-        &signet_name,
-        Unit::Micros,
-        q(Who::Ours, 0.99),
-        q(Who::Signet, 0.99),
-        Some(0.5),
-    );
-    for (label, quant) in [("p50", 0.5), ("p99", 0.99), ("max", 1.0)] {
-        push(
-            format!("drain wait {label} of those appends"),
-            &signet_name,
-            Unit::Micros,
-            wait(Who::Ours, quant),
-            wait(Who::Signet, quant),
-            None,
-        );
-    }
-    push(
-        "flood read throughput while those appends run".to_owned(),
-        &signet_name,
-        Unit::KopsPerSec,
-        median(&flood_rates[&Who::Ours]),
-        median(&flood_rates[&Who::Signet]),
-        None,
-    );
-    let burst = |who: Who, pick: fn(&(f64, f64)) -> f64| {
-        median(&bursts[&who].iter().map(pick).collect::<Vec<_>>())
+    let (latencies, drain_waits, bursts) = (&latencies, &drain_waits, &bursts);
+    let micros = |d: Duration| d.as_secs_f64() * 1e6;
+    let latency = |q: f64| move |who: Who| micros(cold::quantile(&latencies[&who], q));
+    let wait = |q: f64| move |who: Who| micros(cold::quantile(&drain_waits[&who], q));
+    let flood_rate = |who: Who| median(&flood_rates[&who]);
+    let burst = |pick: fn(&(f64, f64)) -> f64| {
+        move |who: Who| median(&bursts[&who].iter().map(pick).collect::<Vec<_>>())
     };
-    push(
-        "burst of 64 appends: drains".to_owned(),
-        &signet_name,
-        Unit::Count,
-        burst(Who::Ours, |b| b.0),
-        burst(Who::Signet, |b| b.0),
-        None,
-    );
-    push(
-        "burst of 64 appends: total time".to_owned(),
-        &signet_name,
-        Unit::Millis,
-        burst(Who::Ours, |b| b.1),
-        burst(Who::Signet, |b| b.1),
-        None,
-    );
-    if latencies.contains_key(&Who::OursAtPool) {
-        push(
-            at_pool(&format!("append_block latency p99, {flood}")),
-            &cap64_name,
-            Unit::Micros,
-            q(Who::OursAtPool, 0.99),
-            q(Who::Ours, 0.99),
-            None,
-        );
-        push(
-            at_pool("drain wait p99"),
-            &cap64_name,
-            Unit::Micros,
-            wait(Who::OursAtPool, 0.99),
-            wait(Who::Ours, 0.99),
-            None,
-        );
-        push(
-            at_pool("flood read throughput while those appends run"),
-            &cap64_name,
-            Unit::KopsPerSec,
-            median(&flood_rates[&Who::OursAtPool]),
-            median(&flood_rates[&Who::Ours]),
-            None,
-        );
+    let appends = "append_block latency";
+    let flood = "256 readers flooding";
+    let flood_reads = "flood read throughput while those appends run";
+    row(format!("{appends} p50, {flood}"), VS_SIGNET, Unit::Micros, &latency(0.5), None);
+    row(format!("{appends} p99, {flood}"), VS_SIGNET, Unit::Micros, &latency(0.99), Some(0.5));
+    for (label, q) in [("p50", 0.5), ("p99", 0.99), ("max", 1.0)] {
+        let what = format!("drain wait {label} of those appends");
+        row(what, VS_SIGNET, Unit::Micros, &wait(q), None);
     }
+    row(flood_reads.to_owned(), VS_SIGNET, Unit::KopsPerSec, &flood_rate, None);
+    let what = "burst of 64 appends: drains".to_owned();
+    row(what, VS_SIGNET, Unit::Count, &burst(|b| b.0), None);
+    let what = "burst of 64 appends: total time".to_owned();
+    row(what, VS_SIGNET, Unit::Millis, &burst(|b| b.1), None);
+    let what = at_pool(&format!("{appends} p99, {flood}"));
+    row(what, AT_POOL, Unit::Micros, &latency(0.99), None);
+    row(at_pool("drain wait p99"), AT_POOL, Unit::Micros, &wait(0.99), None);
+    row(at_pool(flood_reads), AT_POOL, Unit::KopsPerSec, &flood_rate, None);
     for who in &writers {
         let name = match who {
             Who::Ours => "cold_adapter".to_owned(),

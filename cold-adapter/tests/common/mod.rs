@@ -1,7 +1,7 @@
 //! Test support: a backend that parks reads until released, backends to run
 //! every scenario over, and small helpers.
 
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, unused_macros)]
 
 pub mod faulty;
 pub mod gated;
@@ -59,6 +59,18 @@ pub struct Store<B> {
     pub name: &'static str,
     _dir: Option<tempfile::TempDir>,
 }
+
+/// Runs `$case(backend, name)` over the in-memory backend (`"mem"`), then
+/// over a fresh SQLite store (`"sqlite"`): the scenarios that hold on both.
+macro_rules! on_mem_and_sqlite {
+    ($case:ident) => {{
+        $case($crate::common::mem().backend, "mem").await;
+        let store = $crate::common::sqlite().await;
+        $case(store.backend.clone(), "sqlite").await;
+    }};
+}
+#[allow(unused_imports)]
+pub(crate) use on_mem_and_sqlite;
 
 pub fn mem() -> Store<MemColdBackend> {
     Store { backend: MemColdBackend::new(), name: "mem", _dir: None }
